@@ -1,0 +1,175 @@
+"""The empirical law of the training set, noised by the forward process.
+
+    P^_t = (1/n) sum_i N(alpha_t x_i, sigma_t^2 I),
+
+    log p^_t(x)  = logsumexp_i l_i(x) - |x - alpha_t c|^2/(2 sigma_t^2) - log n - (d/2) log(2 pi sigma_t^2),
+    l_i(x)       = [alpha_t <x - alpha_t c, x_i - c> - alpha_t^2 |x_i - c|^2 / 2] / sigma_t^2,
+    w_i(x)       = softmax_i l_i(x)                    (posterior P(X_0 = x_i | X_t = x)),
+    E[X_0 | x]   = sum_i w_i(x) x_i,                   score = (alpha_t E[X_0 | x] - x) / sigma_t^2 (Tweedie),
+    Hessian      = -I/sigma_t^2 + alpha_t^2/sigma_t^4 Cov_w[X_0 | X_t = x].
+
+The posterior mean is one attention layer: queries x, keys alpha_t x_i / sigma_t^2 with a per-key bias
+-alpha_t^2 |x_i|^2 / (2 sigma_t^2), values x_i. It is evaluated here by an explicit online softmax over
+tiles of (query, training point) pairs, which keeps memory at O((B + n) d) plus one tile and returns the
+log-normaliser log p^_t along with the mean (fused attention kernels do not expose it).
+
+All products use the data centred at their mean c (exact: the posterior is translation-equivariant), so
+the logits do not lose digits by cancellation when the data sit away from the origin.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._validate import DEFAULT_DTYPE, TimeLike, as_tensor, check_finite, check_positive_int
+from .law import NoisedLaw, TimeCoefficients
+
+DEFAULT_TILE = 2 ** 22  # (query, training point) pairs per tile: 32 MB of float64 logits
+MAX_QUERY_CHUNK = 4096
+
+
+class EmpiricalLaw(NoisedLaw):
+    """The empirical law of ``samples`` (n, d) noised to time t > 0; exact duplicates are allowed (they
+    simply carry weight 2/n, 3/n, ...).
+
+    ``tile_size`` bounds the number of (query, training point) pairs held at once; results do not
+    depend on it beyond round-off.
+    """
+
+    has_density_at_zero = False
+
+    def __init__(self, samples, *, tile_size: int = DEFAULT_TILE, dtype: torch.dtype = DEFAULT_DTYPE,
+                 device=None):
+        self.dtype = dtype
+        self.device = torch.device(device) if device is not None else (
+            samples.device if isinstance(samples, torch.Tensor) else torch.device("cpu"))
+        x = as_tensor(samples, "samples", dtype=dtype, device=self.device)
+        if x.ndim != 2 or x.shape[1] == 0:
+            raise ValueError(f"samples must have shape (n, d) with d >= 1, got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError("samples is empty: the empirical law needs at least one training point")
+        check_finite(x, "samples")
+        self.tile_size = check_positive_int(tile_size, "tile_size")
+        self.samples = x
+        self.n, self.dim = x.shape
+        self.centre = x.mean(dim=0)
+        self._centred = x - self.centre
+        self._sq_norms = self._centred.pow(2).sum(dim=1)
+
+    # ------------------------------------------------------------------ streaming kernels
+    def _logits(self, xq: torch.Tensor, j0: int, j1: int, a: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
+        """l_i(x) for the training points j0:j1 and centred queries xq (the x-only term dropped)."""
+        return (xq @ self._centred[j0:j1].T) * (a / s2) - (a * a / (2 * s2)) * self._sq_norms[j0:j1]
+
+    def _pass_mean(self, xq, a, s2) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Out-of-place throughout so that autograd can differentiate log_prob.)
+        Online softmax over the data: returns logsumexp_i l_i (B,) and the centred posterior mean (B, d)."""
+        B = xq.shape[0]
+        step = max(1, self.tile_size // B)
+        running_max = torch.full((B,), -math.inf, dtype=self.dtype, device=self.device)
+        total = torch.zeros(B, dtype=self.dtype, device=self.device)
+        weighted = torch.zeros(B, self.dim, dtype=self.dtype, device=self.device)
+        for j0 in range(0, self.n, step):
+            j1 = min(self.n, j0 + step)
+            logits = self._logits(xq, j0, j1, a, s2)
+            new_max = torch.maximum(running_max, logits.amax(dim=1))
+            rescale = torch.exp(running_max - new_max)
+            probs = torch.exp(logits - new_max[:, None])
+            total = total * rescale + probs.sum(dim=1)
+            weighted = torch.addmm(weighted * rescale[:, None], probs, self._centred[j0:j1])
+            running_max = new_max
+        return running_max + torch.log(total), weighted / total[:, None]
+
+    def _pass_cov(self, xq, a, s2, lse, mean) -> torch.Tensor:
+        """Second pass: Cov_w[X_0 | x] = sum_i w_i (x_i - m)(x_i - m)^T with exact weights exp(l_i - lse),
+        accumulated around the posterior mean (no E[XX^T] - mm^T cancellation)."""
+        B = xq.shape[0]
+        step = max(1, self.tile_size // (B * self.dim))
+        cov = torch.zeros(B, self.dim, self.dim, dtype=self.dtype, device=self.device)
+        for j0 in range(0, self.n, step):
+            j1 = min(self.n, j0 + step)
+            w = torch.exp(self._logits(xq, j0, j1, a, s2) - lse[:, None])          # (B, m)
+            diff = self._centred[j0:j1][None, :, :] - mean[:, None, :]             # (B, m, d)
+            cov = torch.baddbmm(cov, (diff * w[..., None]).transpose(1, 2), diff)
+        return cov
+
+    def _chunks(self, x: torch.Tensor, tc: TimeCoefficients, size: int):
+        """Yield (slice, centred queries, alpha, sigma^2) for query chunks of at most ``size`` rows."""
+        for b0 in range(0, x.shape[0], size):
+            b1 = min(x.shape[0], b0 + size)
+            a = tc.alpha[b0:b1] if tc.alpha.ndim else tc.alpha
+            s2 = tc.sigma2[b0:b1] if tc.sigma2.ndim else tc.sigma2
+            yield slice(b0, b1), x[b0:b1] - a * self.centre, a, s2
+
+    def _query_chunk(self) -> int:
+        return max(1, min(MAX_QUERY_CHUNK, self.tile_size))
+
+    def _hessian_chunk(self) -> int:
+        return max(1, min(256, self.tile_size // self.dim))
+
+    # ------------------------------------------------------------------ interface
+    def log_prob(self, x, t: TimeLike) -> torch.Tensor:
+        """log p^_t(x), (B,)."""
+        x, tc = self._inputs(x, t)
+        out = torch.empty(x.shape[0], dtype=self.dtype, device=self.device)
+        for sl, xq, a, s2 in self._chunks(x, tc, self._query_chunk()):
+            lse, _ = self._pass_mean(xq, a, s2)
+            s2v = s2.reshape(-1)
+            out[sl] = (lse - xq.pow(2).sum(1) / (2 * s2v) - math.log(self.n)
+                       - 0.5 * self.dim * torch.log(2 * math.pi * s2v))
+        return out
+
+    def denoiser(self, x, t: TimeLike) -> torch.Tensor:
+        """E[X_0 | X_t = x] = sum_i w_i(x) x_i, (B, d)."""
+        x, tc = self._inputs(x, t)
+        out = torch.empty_like(x)
+        for sl, xq, a, s2 in self._chunks(x, tc, self._query_chunk()):
+            out[sl] = self._pass_mean(xq, a, s2)[1] + self.centre
+        return out
+
+    def score(self, x, t: TimeLike) -> torch.Tensor:
+        """grad log p^_t(x) = (alpha_t E[X_0 | X_t = x] - x) / sigma_t^2, (B, d)."""
+        x, tc = self._inputs(x, t)
+        out = torch.empty_like(x)
+        for sl, xq, a, s2 in self._chunks(x, tc, self._query_chunk()):
+            mean = self._pass_mean(xq, a, s2)[1]
+            out[sl] = (a * mean - xq) / s2
+        return out
+
+    def posterior_cov(self, x, t: TimeLike) -> torch.Tensor:
+        """Cov[X_0 | X_t = x] under the posterior weights, (B, d, d)."""
+        x, tc = self._inputs(x, t)
+        out = torch.empty(x.shape[0], self.dim, self.dim, dtype=self.dtype, device=self.device)
+        for sl, xq, a, s2 in self._chunks(x, tc, self._hessian_chunk()):
+            lse, mean = self._pass_mean(xq, a, s2)
+            out[sl] = self._pass_cov(xq, a, s2, lse, mean)
+        return out
+
+    def hessian(self, x, t: TimeLike) -> torch.Tensor:
+        """grad^2 log p^_t(x) = -I/sigma_t^2 + alpha_t^2/sigma_t^4 Cov_w[X_0 | X_t = x], (B, d, d)."""
+        x, tc = self._inputs(x, t)
+        cov = self.posterior_cov(x, tc.t)
+        a2 = (tc.alpha ** 2).reshape(-1, 1, 1) if tc.alpha.ndim else tc.alpha ** 2
+        s2 = tc.sigma2.reshape(-1, 1, 1) if tc.sigma2.ndim else tc.sigma2
+        eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
+        return cov * (a2 / s2 ** 2) - eye / s2
+
+    def posterior_weights(self, x, t: TimeLike) -> torch.Tensor:
+        """The posterior over training points w_i(x) = P(X_0 = x_i | X_t = x), dense (B, n): for small
+        problems and tests; the streamed methods above never build this matrix."""
+        x, tc = self._inputs(x, t)
+        out = torch.empty(x.shape[0], self.n, dtype=self.dtype, device=self.device)
+        for sl, xq, a, s2 in self._chunks(x, tc, self._query_chunk()):
+            out[sl] = torch.softmax(self._logits(xq, 0, self.n, a, s2), dim=1)
+        return out
+
+    def sample(self, m: int, t: TimeLike = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """m draws from P^_t: a training point chosen uniformly, then noised (t = 0: the points)."""
+        tt = self._sample_time(m, t)
+        idx = torch.randint(self.n, (m,), generator=generator, device=self.device)
+        return self._noise(self.samples[idx], tt, generator)
+
+    def __repr__(self) -> str:
+        return f"EmpiricalLaw(n={self.n}, d={self.dim}, dtype={self.dtype}, device={self.device})"

@@ -1,0 +1,127 @@
+"""Lipschitz constants of scores (Sec. 5, the smoothness discussion behind Thm 5.1).
+
+The Lipschitz constant of x -> grad log p_t(x) is sup_x ||grad^2 log p_t(x)||_2. We measure it as the
+largest Hessian spectral norm over a cloud of points, and compare it with two closed forms:
+
+* a Gaussian N(mu, Sigma): grad^2 log p_t = -(alpha_t^2 Sigma + sigma_t^2 I)^{-1} everywhere, so
+  Lip = 1 / (sigma_t^2 + alpha_t^2 lambda_min(Sigma))   -- bounded by 1/lambda_min as t -> 0;
+
+* the empirical law: at the noised midpoint x = alpha_t (x_i + x_j)/2 of the closest pair (distance
+  delta), with u = (x_i - x_j)/delta and w_i, w_j the posterior masses of the two atoms there,
+  u^T H u = -1/sigma_t^2 + alpha_t^2/sigma_t^4 Var_w(<u, X_0>)
+          >= -1/sigma_t^2 + alpha_t^2 delta^2 w_i w_j / ((w_i + w_j) sigma_t^4)
+  (law of total variance, keeping only the two-atom group), hence
+  Lip >= alpha_t^2 delta^2 w_i w_j / ((w_i + w_j) sigma_t^4) - 1/sigma_t^2, valid at every t.
+  As t -> 0 the pair takes all the posterior mass (w_i = w_j -> 1/2: any third point is at least
+  (sqrt 3 / 2) delta from the midpoint), giving the paper's order
+  Lip >= alpha_t^2 delta^2 / (4 sigma_t^4) - 1/sigma_t^2 ~ delta^2 / (4 sigma_t^4).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import forward
+from ._validate import TimeLike, as_tensor, check_finite, check_positive_int, check_spd, check_time
+from .empirical import EmpiricalLaw
+from .law import NoisedLaw
+from .neighbours import nearest_neighbours
+
+
+def spectral_norm(matrices: torch.Tensor) -> torch.Tensor:
+    """||H||_2 = max |eigenvalue| of each symmetric matrix in a (B, d, d) batch, (B,)."""
+    if matrices.ndim != 3 or matrices.shape[1] != matrices.shape[2]:
+        raise ValueError(f"matrices must have shape (B, d, d), got {tuple(matrices.shape)}")
+    return torch.linalg.eigvalsh(matrices).abs().amax(dim=-1)
+
+
+def local_lipschitz(law: NoisedLaw, x: torch.Tensor, t: TimeLike, *, batch_size: int = 1024) -> torch.Tensor:
+    """The score's local Lipschitz constant ||grad^2 log p_t(x)||_2 at each point, (B,), in batches."""
+    check_positive_int(batch_size, "batch_size")
+    parts = []
+    for b0 in range(0, x.shape[0], batch_size):
+        tb = t[b0:b0 + batch_size] if isinstance(t, torch.Tensor) and t.ndim == 1 else t
+        parts.append(spectral_norm(law.hessian(x[b0:b0 + batch_size], tb)))
+    return torch.cat(parts)
+
+
+def distinct_points(data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct rows of ``data`` and their multiplicities."""
+    return torch.unique(data, dim=0, return_counts=True)
+
+
+def nearest_pair(data) -> tuple[float, int, int]:
+    """(delta, i, j): the smallest distance between two *distinct* points of ``data`` (n, d) and the
+    indices of such a pair (exact duplicates are not a pair: they are one atom of larger weight)."""
+    data = check_finite(as_tensor(data, "data"), "data")
+    atoms, _ = distinct_points(data)
+    if atoms.shape[0] < 2:
+        raise ValueError("data must contain at least two distinct points")
+    dist, idx = nearest_neighbours(atoms, atoms, k=1, exclude_self=True)
+    a = int(torch.argmin(dist[:, 0]))
+    b = int(idx[a, 0])
+    i = int((data == atoms[a]).all(dim=1).nonzero()[0])
+    j = int((data == atoms[b]).all(dim=1).nonzero()[0])
+    return float(dist[a, 0]), i, j
+
+
+def neighbour_midpoints(data) -> torch.Tensor:
+    """Midpoints (x_i + x_j)/2 of every distinct point and its nearest distinct neighbour (each pair
+    once): where the empirical score is steepest at small t."""
+    data = check_finite(as_tensor(data, "data"), "data")
+    atoms, _ = distinct_points(data)
+    if atoms.shape[0] < 2:
+        raise ValueError("data must contain at least two distinct points")
+    _, idx = nearest_neighbours(atoms, atoms, k=1, exclude_self=True)
+    pairs = torch.sort(torch.stack([torch.arange(atoms.shape[0], device=atoms.device), idx[:, 0]], 1), 1)[0]
+    pairs = torch.unique(pairs, dim=0)
+    return 0.5 * (atoms[pairs[:, 0]] + atoms[pairs[:, 1]])
+
+
+def lipschitz_cloud(data, t: float, m: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Points near the data at which to look for the largest Hessian: m draws from P^_t and the noised
+    nearest-neighbour midpoints alpha_t (x_i + x_j)/2."""
+    law = EmpiricalLaw(data)
+    tt = check_time(t, allow_zero=False, dtype=law.dtype, device=law.device)
+    mids = forward.alpha(tt) * neighbour_midpoints(law.samples)
+    return torch.cat([law.sample(m, tt, generator), mids])
+
+
+def empirical_lipschitz_lower_bound(data, t: TimeLike, *, exact: bool = True) -> torch.Tensor:
+    """Lower bound on the Lipschitz constant of the empirical score (module docstring):
+
+    exact=True:  alpha_t^2 delta^2 w_i w_j / ((w_i + w_j) sigma_t^4) - 1/sigma_t^2, with the posterior
+                 masses w_i, w_j of the closest pair's atoms at their noised midpoint; a rigorous bound
+                 at every t;
+    exact=False: alpha_t^2 delta^2 / (4 sigma_t^4) - 1/sigma_t^2, its small-t limit (the paper's
+                 sigma_t^-4 min |x_i - x_j|^2 order); not a bound at large t.
+
+    ``t`` may be a number or a 1-D tensor of times; returns a tensor of the same shape.
+    """
+    law = EmpiricalLaw(data)
+    tt = check_time(t, allow_zero=False, dtype=law.dtype, device=law.device)
+    a, s2 = forward.alpha(tt), forward.sigma2(tt)
+    delta, i, j = nearest_pair(law.samples)
+    if not exact:
+        return a ** 2 * delta ** 2 / (4 * s2 ** 2) - 1 / s2
+    ts = tt.reshape(-1)
+    mid = 0.5 * (law.samples[i] + law.samples[j])
+    x = forward.alpha(ts)[:, None] * mid[None, :]
+    w = law.posterior_weights(x, ts)
+    on_i = (law.samples == law.samples[i]).all(dim=1).to(w.dtype)
+    on_j = (law.samples == law.samples[j]).all(dim=1).to(w.dtype)
+    wi, wj = w @ on_i, w @ on_j
+    bound = forward.alpha(ts) ** 2 * delta ** 2 * wi * wj / ((wi + wj) * forward.sigma2(ts) ** 2) - 1 / forward.sigma2(ts)
+    return bound.reshape(tt.shape)
+
+
+def gaussian_lipschitz(covariance, t: TimeLike) -> torch.Tensor:
+    """Exact Lipschitz constant of the score of N(mu, Sigma) noised to t:
+    1 / (sigma_t^2 + alpha_t^2 lambda_min(Sigma))."""
+    cov = as_tensor(covariance, "covariance")
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
+        raise ValueError(f"covariance must have shape (d, d), got {tuple(cov.shape)}")
+    check_spd(cov, "covariance")
+    tt = check_time(t, allow_zero=True, dtype=cov.dtype, device=cov.device)
+    lam_min = torch.linalg.eigvalsh(0.5 * (cov + cov.T))[0]
+    return 1.0 / (forward.sigma2(tt) + forward.alpha(tt) ** 2 * lam_min)

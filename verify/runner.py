@@ -1,0 +1,185 @@
+"""The sweep runner every verify module uses.
+
+A module is a grid of points; each point produces one or more table rows. The runner
+* prints the resolved configuration and saves it beside the table (``NAME.config.json``);
+* skips points whose rows are already in the table (same configuration), so a killed sweep resumes;
+* writes the whole table atomically (temporary file + rename) after every finished point;
+* records ``seed``, ``preset``, ``device``, ``runtime_s`` and a ``point`` key on every row;
+* turns a failing point into a row with an ``error`` column, carries on, and raises at the end;
+* draws the figure from the saved table only (``plot_only`` redraws it without computing anything).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUNNER_COLUMNS = ["seed", "preset", "device", "runtime_s", "point"]
+
+
+class SweepError(RuntimeError):
+    """Raised after a sweep in which some grid points failed (their rows carry the error)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    table: Path
+    figure: Path
+    config: Path
+
+
+def output_paths(name: str, preset: str, out: str | os.PathLike | None) -> Paths:
+    """Default: data/results/NAME.csv and figures/NAME.png in the repository; ``smoke`` output goes to a
+    temporary folder unless ``out`` is given; with ``out`` everything goes into that folder."""
+    if out is None and preset == "smoke":
+        out = Path(tempfile.gettempdir()) / "memsep-smoke"
+    if out is not None:
+        base = Path(out)
+        return Paths(base / f"{name}.csv", base / f"{name}.png", base / f"{name}.config.json")
+    return Paths(REPO_ROOT / "data" / "results" / f"{name}.csv", REPO_ROOT / "figures" / f"{name}.png",
+                 REPO_ROOT / "data" / "results" / f"{name}.config.json")
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename the temporary file over ``path`` (atomic on POSIX)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def point_key(point: dict) -> str:
+    """A stable, readable key for a grid point: ``a=1|b=0.01|seed=0`` (keys sorted)."""
+    plain = {k: (v.item() if hasattr(v, "item") else v) for k, v in point.items()}
+    return "|".join(f"{k}={plain[k]!r}" for k in sorted(plain))
+
+
+def resolve_device(device: str | None) -> str:
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
+def device_name(device: str) -> str:
+    """A human description of the device for the tables: ``cpu (2 cores)`` or the GPU's name."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({os.cpu_count()} cores)"
+
+
+def resolved_config(module: ModuleType, preset: str) -> dict:
+    presets = module.PRESETS
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r} for {module.NAME}; choose from {sorted(presets)}")
+    cfg = presets[preset]
+    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+
+
+def run_module(module: ModuleType, preset: str, *, out=None, device: str | None = None, fresh: bool = False,
+               plot_only: bool = False, quiet: bool = False) -> pd.DataFrame:
+    """Run (or resume) one verify module at a preset; returns its table and writes table, config and
+    figure."""
+    name = module.NAME
+    config = resolved_config(module, preset)
+    cfg_obj = module.PRESETS[preset]
+    device = resolve_device(device)
+    paths = output_paths(name, preset, out)
+    meta = {"module": name, "preset": preset, "config": config}
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
+
+    if plot_only:
+        table = pd.read_csv(paths.table)
+        _draw(module, table, cfg_obj, paths)
+        return table
+
+    say(f"[verify] {name} --preset {preset} on {device}\n{json.dumps(config, indent=2, default=str)}")
+    rows: list[dict] = []
+    if paths.table.exists() and paths.config.exists() and not fresh:
+        saved = json.loads(paths.config.read_text())
+        if {k: saved.get(k) for k in meta} == json.loads(json.dumps(meta, default=str)):
+            old = pd.read_csv(paths.table)
+            if "error" in old.columns:
+                old = old[old["error"].isna()].drop(columns="error")
+            rows = old.to_dict("records")
+        else:
+            say(f"[verify] {paths.table} was made with another configuration: starting afresh")
+    done = {r["point"] for r in rows}
+    info = {**meta, "device": device, "device_name": device_name(device), "torch": torch.__version__,
+            "python": platform.python_version(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    atomic_write(paths.config, lambda p: Path(p).write_text(json.dumps(info, indent=2, default=str)))
+
+    points = list(module.grid(cfg_obj))
+    todo = [p for p in points if point_key(p) not in done]
+    if len(todo) < len(points):
+        say(f"[verify] resuming: {len(points) - len(todo)} of {len(points)} points already done")
+    errors = []
+    for point in tqdm(todo, desc=name, disable=quiet or None, file=sys.stderr):
+        start = time.perf_counter()
+        try:
+            produced = module.run_point(dict(point), cfg_obj, device)
+            produced = [produced] if isinstance(produced, dict) else list(produced)
+            error = None
+        except Exception as exc:  # recorded as a row and raised at the end, never swallowed
+            produced, error = [{}], f"{type(exc).__name__}: {exc}"
+            errors.append((point, traceback.format_exc()))
+        runtime = time.perf_counter() - start
+        for row in produced:
+            full = {**point, **row, "preset": preset, "device": device_name(device),
+                    "runtime_s": round(runtime / len(produced), 4), "point": point_key(point)}
+            full.setdefault("seed", point.get("seed"))
+            if error is not None:
+                full["error"] = error
+            rows.append(full)
+        _save(rows, paths.table)
+
+    table = _frame(rows)
+    if errors:
+        for point, tb in errors:
+            say(f"[verify] point {point_key(point)} failed:\n{tb}")
+        raise SweepError(f"{name}: {len(errors)} of {len(points)} grid points failed; see the 'error' "
+                         f"column of {paths.table}")
+    _draw(module, table, cfg_obj, paths)
+    say(f"[verify] wrote {paths.table} and {paths.figure}")
+    return table
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    table = pd.DataFrame(rows)
+    front = [c for c in table.columns if c not in RUNNER_COLUMNS]
+    return table[front + [c for c in RUNNER_COLUMNS if c in table.columns]]
+
+
+def _save(rows: list[dict], path: Path) -> None:
+    table = _frame(rows)
+    atomic_write(path, lambda p: table.to_csv(p, index=False))
+
+
+def _draw(module: ModuleType, table: pd.DataFrame, cfg, paths: Paths) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = module.plot(table, cfg)
+    atomic_write(paths.figure, lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format="png"))
+    plt.close(fig)
