@@ -1,4 +1,8 @@
-"""Command line: ``python -m verify {list | all | NAME} [--preset P] [--out DIR] [--device D] ...``."""
+"""Command line: ``python -m verify {list | all | report | NAME} [--preset P] [--out DIR] [--device D] ...``.
+
+``all`` runs every module (finished points are skipped) and then writes REPORT.md; ``report`` only
+rewrites REPORT.md from the saved tables.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import sys
 import time
 
 from . import get, modules
+from .report import write_report
 from .runner import SweepError, run_module
 
 PRESETS = ("smoke", "cpu", "paper")
@@ -16,7 +21,8 @@ def _parser(description: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m verify", description=description or "Run memsep's checks of the paper's claims.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", help="'list', 'all', or a module name (see 'list')")
+    p.add_argument("target", help="'list', 'all' (every module, then REPORT.md), 'report' (REPORT.md from "
+                                  "the saved tables), or a module name (see 'list')")
     p.add_argument("--preset", default="cpu", choices=PRESETS,
                    help="smoke: seconds (tests); cpu: minutes on 2 cores; paper: the paper's scale (GPU)")
     p.add_argument("--out", default=None,
@@ -47,27 +53,32 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in argv if not a.startswith("-")), None)
     description = None
-    if first not in (None, "list", "all") and first in modules():
+    if first not in (None, "list", "all", "report") and first in modules():
         description = get(first).__doc__
     args = _parser(description).parse_args(argv)
     if args.target == "list":
         _list()
+        return 0
+    if args.target == "report":
+        print(write_report(args.preset, args.out))
         return 0
     names = list(modules()) if args.target == "all" else [get(args.target).NAME]
     failed = []
     start = time.perf_counter()
     for i, name in enumerate(names, 1):
         if len(names) > 1:
-            print(f"[verify all] ({i}/{len(names)}) {name}", file=sys.stderr)
+            print(f"[verify all] module {i}/{len(names)}: {name} ({time.perf_counter() - start:.0f} s elapsed)",
+                  file=sys.stderr)
         try:
             run_module(get(name), args.preset, out=args.out, device=args.device, fresh=args.fresh,
                        plot_only=args.plot_only)
         except SweepError as exc:
             print(f"[verify] {exc}", file=sys.stderr)
             failed.append(name)
-    if len(names) > 1:
+    if args.target == "all":
         print(f"[verify all] {len(names) - len(failed)} of {len(names)} modules finished in "
-              f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
+              f"{time.perf_counter() - start:.0f} s; report: {write_report(args.preset, args.out)}",
+              file=sys.stderr)
     return 1 if failed else 0
 
 
