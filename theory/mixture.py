@@ -136,7 +136,12 @@ class GaussianMixture(NoisedLaw):
         tt = self._sample_time(m, t)
         k = torch.multinomial(self.weights, m, replacement=True, generator=generator)
         z = torch.randn(m, self.dim, generator=generator, dtype=self.dtype, device=self.device)
-        x0 = self.means[k] + torch.einsum("bde,be->bd", self.eigenvectors[k], self.eigenvalues[k].sqrt() * z)
+        # per component (not a gathered (m, d, d) stack of eigenvectors, which costs m d^2 memory)
+        x0 = self.means[k]
+        for j in range(self.n_components):
+            sel = k == j
+            if bool(sel.any()):
+                x0[sel] += (z[sel] * self.eigenvalues[j].sqrt()) @ self.eigenvectors[j].T
         return self._noise(x0, tt, generator)
 
     def moments(self, t: TimeLike = 0.0) -> tuple[torch.Tensor, torch.Tensor]:

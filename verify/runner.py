@@ -12,6 +12,7 @@ A module is a grid of points; each point produces one or more table rows. The ru
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
 import platform
@@ -136,7 +137,7 @@ def run_module(module: ModuleType, preset: str, *, out=None, device: str | None 
     for point in tqdm(todo, desc=name, disable=quiet or None, file=sys.stderr):
         start = time.perf_counter()
         try:
-            produced = module.run_point(dict(point), cfg_obj, device)
+            produced = module.run_point(dict(point), cfg_obj, device, **_out_dir(module.run_point, paths))
             produced = [produced] if isinstance(produced, dict) else list(produced)
             error = None
         except Exception as exc:  # recorded as a row and raised at the end, never swallowed
@@ -163,6 +164,12 @@ def run_module(module: ModuleType, preset: str, *, out=None, device: str | None 
     return table
 
 
+def _out_dir(fn, paths: Paths) -> dict:
+    """``{"out_dir": folder of the table}`` for a run_point/plot that declares an ``out_dir`` parameter (to
+    write or read a companion file next to the table), else nothing."""
+    return {"out_dir": paths.table.parent} if "out_dir" in inspect.signature(fn).parameters else {}
+
+
 def _frame(rows: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     front = [c for c in table.columns if c not in RUNNER_COLUMNS]
@@ -180,6 +187,6 @@ def _draw(module: ModuleType, table: pd.DataFrame, cfg, paths: Paths) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = module.plot(table, cfg)
+    fig = module.plot(table, cfg, **_out_dir(module.plot, paths))
     atomic_write(paths.figure, lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format="png"))
     plt.close(fig)

@@ -1,0 +1,96 @@
+"""FID against closed forms, precision/recall conventions, feature extraction with a stand-in network,
+and the training-set sanity checks (memorization 1, FID ~ 0 against itself)."""
+
+import numpy as np
+import pytest
+import torch
+
+from theory import cifar
+from theory.image_metrics import (extract_features, fid, frechet_distance, inside_manifold, load_inception,
+                                  manifold_radii, precision_recall)
+from theory.memorization import memorization_fraction
+
+
+def _tiny_net(x):
+    """A stand-in feature network: 2x2 average pooling of each channel (12 features)."""
+    return torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)
+
+
+def test_frechet_distance_closed_form_diagonal():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
+    a, b = rng.uniform(0.5, 2, 5), rng.uniform(0.5, 2, 5)
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    assert frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_frechet_distance_rotated_commuting_covariances():
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.normal(size=(4, 4)))
+    a, b = rng.uniform(0.5, 2, 4), rng.uniform(0.5, 2, 4)
+    c1, c2 = q @ np.diag(a) @ q.T, q @ np.diag(b) @ q.T
+    assert frechet_distance(np.zeros(4), c1, np.zeros(4), c2) == pytest.approx(
+        np.sum((np.sqrt(a) - np.sqrt(b)) ** 2), rel=1e-8)
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_of_a_shift_is_the_shift():
+    f = torch.randn(200, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert abs(fid(f, f)) < 1e-8
+    assert fid(f, f + 0.5) == pytest.approx(6 * 0.25, rel=1e-6)
+
+
+def test_precision_recall_are_not_swapped():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(400, 4, generator=g, dtype=torch.float64)
+    cluster = real[:5].mean(0) * 0 + 0.05 * torch.randn(60, 4, generator=g, dtype=torch.float64)
+    pr = precision_recall(real, cluster, k=3)
+    assert pr.precision.mean > 0.9                 # every generated point lies on the real manifold
+    assert pr.recall.mean < 0.2                    # the generated set covers a small part of it
+    wide = 4.0 * torch.randn(400, 4, generator=g, dtype=torch.float64)
+    pr2 = precision_recall(real, wide, k=3)        # too spread out: low precision, high recall
+    assert pr2.precision.mean < 0.5 and pr2.recall.mean > 0.9
+
+
+def test_inside_manifold_is_exact_against_brute_force():
+    g = torch.Generator().manual_seed(2)
+    centres = torch.randn(50, 3, generator=g, dtype=torch.float64)
+    points = 1.5 * torch.randn(300, 3, generator=g, dtype=torch.float64)
+    radii = manifold_radii(centres, 3)
+    brute = ((points[:, None] - centres[None]).norm(dim=-1) <= radii[None]).any(1)
+    assert torch.equal(inside_manifold(points, centres, radii, chunk=17), brute)
+    # the radius is the distance to the 3rd nearest other point
+    d = (centres[:, None] - centres[None]).norm(dim=-1)
+    d.fill_diagonal_(float("inf"))
+    torch.testing.assert_close(radii, d.sort(1).values[:, 2])
+
+
+def test_extract_features_resizes_scales_and_is_batch_invariant():
+    u8 = torch.randint(0, 256, (5, 32, 32, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    f1 = extract_features(u8, _tiny_net, size=8, batch_size=2)
+    f2 = extract_features(u8, _tiny_net, size=8, batch_size=5)
+    assert f1.shape == (5, 12) and f1.dtype == torch.float64
+    torch.testing.assert_close(f1, f2)
+    flat = torch.full((1, 32, 32, 3), 255, dtype=torch.uint8)
+    assert torch.allclose(extract_features(flat, _tiny_net, size=299), torch.full((1, 12), 127 / 128,
+                                                                                   dtype=torch.float64))
+
+
+def test_training_set_against_itself_memorization_one_fid_zero():
+    u8 = torch.randint(0, 256, (64, 32, 32, 3), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    flat = u8.reshape(64, -1).double()
+    assert memorization_fraction(flat, flat).mean == 1.0
+    feats = extract_features(u8, _tiny_net, size=None)
+    assert abs(fid(feats, feats)) < 1e-9
+    pr = precision_recall(feats, feats)
+    assert pr.precision.mean == 1.0 and pr.recall.mean == 1.0
+
+
+INCEPTION = cifar.data_dir() / cifar.INCEPTION
+
+
+@pytest.mark.skipif(not INCEPTION.is_file(), reason="shared FID Inception network not available")
+def test_real_inception_pool3_shape():
+    net = load_inception(INCEPTION)
+    u8 = torch.randint(0, 256, (2, 32, 32, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    f = extract_features(u8, net)
+    assert f.shape == (2, 2048) and bool(torch.isfinite(f).all()) and float(f.min()) >= 0   # pool3 after ReLU

@@ -1,0 +1,134 @@
+"""verify.runner with a tiny fake module: incremental writes, resume, configuration changes, error rows,
+--fresh, plot_only, the runner's columns; and the command line (`list`, unknown names)."""
+
+import dataclasses
+import io
+import json
+from contextlib import redirect_stdout
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+import verify
+from verify import runner
+from verify.__main__ import main
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeConfig:
+    values: tuple
+    fail_on: tuple = ()
+
+
+def fake_module(config: FakeConfig, table_path=None):
+    """A module squaring each grid value; counts calls to run_point and, if ``table_path`` is given,
+    records how many rows are on disk when each point starts."""
+    calls, on_disk = [], []
+
+    def grid(cfg):
+        return [{"x": v, "seed": 0} for v in cfg.values]
+
+    def run_point(point, cfg, device):
+        calls.append(point["x"])
+        if table_path is not None:
+            on_disk.append(len(pd.read_csv(table_path)) if table_path.exists() else 0)
+        if point["x"] in cfg.fail_on:
+            raise RuntimeError(f"boom at {point['x']}")
+        return {"y": point["x"] ** 2}
+
+    def plot(table, cfg):
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        ax.plot(table["x"], table["y"], "o")
+        return fig
+
+    module = SimpleNamespace(NAME="fake", CLAIM="squares", PRESETS={"smoke": config, "cpu": config},
+                             grid=grid, run_point=run_point, plot=plot)
+    return module, calls, on_disk
+
+
+def test_rows_are_written_as_each_point_finishes_and_have_runner_columns(tmp_path):
+    module, calls, on_disk = fake_module(FakeConfig(values=(1, 2, 3)), tmp_path / "fake.csv")
+    table = runner.run_module(module, "smoke", out=tmp_path, quiet=True)
+    assert calls == [1, 2, 3]
+    assert on_disk == [0, 1, 2]                      # the table grows point by point
+    assert table["y"].tolist() == [1, 4, 9]
+    for col in ["seed", "preset", "device", "runtime_s", "point"]:
+        assert col in table.columns
+    assert set(table["preset"]) == {"smoke"} and table["runtime_s"].ge(0).all()
+    assert table["point"].tolist() == [runner.point_key({"x": v, "seed": 0}) for v in (1, 2, 3)]
+    saved = pd.read_csv(tmp_path / "fake.csv")
+    assert saved["y"].tolist() == [1, 4, 9]
+    assert (tmp_path / "fake.png").stat().st_size > 0
+    assert json.loads((tmp_path / "fake.config.json").read_text())["config"]["values"] == [1, 2, 3]
+
+
+def test_rerun_skips_finished_points_and_fresh_recomputes(tmp_path):
+    module, calls, _ = fake_module(FakeConfig(values=(1, 2, 3)))
+    runner.run_module(module, "smoke", out=tmp_path, quiet=True)
+    table = runner.run_module(module, "smoke", out=tmp_path, quiet=True)
+    assert calls == [1, 2, 3] and len(table) == 3
+    table = runner.run_module(module, "smoke", out=tmp_path, quiet=True, fresh=True)
+    assert calls == [1, 2, 3, 1, 2, 3] and len(table) == 3
+
+
+def test_changed_configuration_starts_afresh(tmp_path):
+    module, calls, _ = fake_module(FakeConfig(values=(1, 2)))
+    runner.run_module(module, "smoke", out=tmp_path, quiet=True)
+    changed, calls2, _ = fake_module(FakeConfig(values=(1, 2, 5)))
+    table = runner.run_module(changed, "smoke", out=tmp_path, quiet=True)
+    assert calls2 == [1, 2, 5]                       # nothing reused from another configuration
+    assert table["y"].tolist() == [1, 4, 25]
+    # the same configuration under another preset name is another run, too
+    runner.run_module(changed, "cpu", out=tmp_path, quiet=True)
+    assert calls2 == [1, 2, 5, 1, 2, 5]
+
+
+def test_failing_point_gives_an_error_row_and_raises(tmp_path):
+    module, calls, _ = fake_module(FakeConfig(values=(1, 2, 3), fail_on=(2,)))
+    with pytest.raises(runner.SweepError, match="1 of 3 grid points failed"):
+        runner.run_module(module, "smoke", out=tmp_path, quiet=True)
+    assert calls == [1, 2, 3]                        # the sweep carried on after the failure
+    saved = pd.read_csv(tmp_path / "fake.csv")
+    assert "error" in saved.columns
+    failed = saved[saved["error"].notna()]
+    assert failed["x"].tolist() == [2] and "RuntimeError: boom at 2" in failed["error"].iloc[0]
+    assert saved[saved["error"].isna()]["y"].tolist() == [1, 9]
+    # a rerun (same config) retries only the failed point
+    with pytest.raises(runner.SweepError):
+        runner.run_module(module, "smoke", out=tmp_path, quiet=True)
+    assert calls == [1, 2, 3, 2]
+
+
+def test_plot_only_redraws_from_the_table(tmp_path):
+    module, calls, _ = fake_module(FakeConfig(values=(1, 2)))
+    runner.run_module(module, "smoke", out=tmp_path, quiet=True)
+    (tmp_path / "fake.png").unlink()
+    table = runner.run_module(module, "smoke", out=tmp_path, quiet=True, plot_only=True)
+    assert calls == [1, 2]
+    assert (tmp_path / "fake.png").stat().st_size > 0
+    assert table["y"].tolist() == [1, 4]
+
+
+def test_unknown_preset_is_named(tmp_path):
+    module, _, _ = fake_module(FakeConfig(values=(1,)))
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        runner.run_module(module, "huge", out=tmp_path, quiet=True)
+
+
+def test_point_key_is_stable_and_order_free():
+    assert runner.point_key({"b": 0.01, "a": 1}) == runner.point_key({"a": 1, "b": 0.01}) == "a=1|b=0.01"
+
+
+def test_command_line_list_and_unknown_module():
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["list"]) == 0
+    text = out.getvalue()
+    assert "lipschitz_vs_t" in text
+    for name in verify.modules():
+        assert name in text
+    with pytest.raises(ValueError, match="unknown verify module 'no_such_module'"):
+        main(["no_such_module", "--preset", "smoke"])

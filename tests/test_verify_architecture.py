@@ -1,0 +1,49 @@
+"""width_vs_n and duplication at their smoke presets, and the W* interpolation."""
+
+import math
+
+import numpy as np
+import pytest
+
+from verify import duplication, runner, width_vs_n
+
+COMMON = {"width", "depth", "params", "net_seed", "rel_error", "rel_error_stderr", "final_loss",
+          "target_error", "width_star", "params_star", "t", "n", "seed", "preset", "device", "runtime_s"}
+
+
+def test_width_star_interpolation():
+    assert width_vs_n.width_star([4, 8, 16], [0.5, 0.2, 0.05], 0.1) == pytest.approx(8 * 2 ** 0.5)
+    assert width_vs_n.width_star([4, 8], [0.05, 0.01], 0.1) == 4
+    assert math.isnan(width_vs_n.width_star([4, 8], [0.5, 0.3], 0.1))
+
+
+def test_loglog_slope_recovers_power():
+    n = np.array([8, 16, 32, 64.0])
+    s, se = width_vs_n.loglog_slope(n, 3 * n ** 0.7)
+    assert s == pytest.approx(0.7) and se < 1e-8
+
+
+def test_width_vs_n_smoke(tmp_path):
+    table = runner.run_module(width_vs_n, "smoke", out=tmp_path, quiet=True)
+    assert COMMON | {"law", "min_pair_distance", "sigma_t"} <= set(table.columns)
+    cfg = width_vs_n.PRESETS["smoke"]
+    assert len(table) == len(width_vs_n.grid(cfg)) * len(cfg.widths) * len(cfg.net_seeds)
+    assert set(table["law"]) == {"empirical", "true"}
+    assert (table["rel_error"] > 0).all() and (table["rel_error_stderr"] > 0).all()
+    assert (tmp_path / "width_vs_n.png").exists()
+
+
+def test_duplication_smoke(tmp_path):
+    table = runner.run_module(duplication, "smoke", out=tmp_path, quiet=True)
+    assert COMMON | {"kind", "m", "n_distinct"} <= set(table.columns)
+    assert set(table["kind"]) == {"distinct", "duplicated"}
+    assert ((table["n"] - table["m"]) == table["n_distinct"]).all()
+    assert (tmp_path / "duplication.png").exists()
+
+
+def test_duplicated_set_has_only_pool_points():
+    import torch
+
+    pool = torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    data = duplication.duplicated_set(pool, 7, 0)
+    assert data.shape == (12, 2) and torch.unique(data, dim=0).shape[0] == 5

@@ -1,0 +1,58 @@
+"""verify cifar_pruning at its smoke preset, end to end, on a tiny synthetic data folder."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from verify import cifar_pruning
+from verify.runner import run_module
+
+COLUMNS = ["variant", "precision", "precision_se", "recall", "recall_se", "memorization", "memorization_se",
+           "fid", "heads_total", "heads_pruned", "pruned_heads", "n_samples", "sampler", "feature_network",
+           "reference_set", "n_train", "params", "seed", "preset", "device", "runtime_s"]
+
+
+@pytest.fixture
+def tiny_data(tmp_path, monkeypatch):
+    """48 blocky synthetic images (so that nearest neighbours are well defined) as cifar10_train_5k.npz."""
+    rng = np.random.default_rng(0)
+    x = np.repeat(np.repeat(rng.integers(0, 256, size=(48, 4, 4, 3), dtype=np.uint8), 8, 1), 8, 2)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "cifar10_train_5k.npz", x=x, y=np.zeros(48, dtype=np.int64))
+    monkeypatch.setenv("MEMSEP_DATA", str(data))
+    monkeypatch.setenv("MEMSEP_CHECKPOINTS", str(tmp_path / "ck"))
+    return tmp_path
+
+
+def test_smoke_end_to_end(tiny_data):
+    out = tiny_data / "out"
+    threads = torch.get_num_threads()
+    table = run_module(cifar_pruning, "smoke", out=out, quiet=True)
+    assert torch.get_num_threads() == threads
+    assert set(COLUMNS) <= set(table.columns)
+    assert sorted(table["variant"]) == ["original", "pruned", "random"]
+    cfg = cifar_pruning.PRESETS["smoke"]
+    heads = cfg.depth * cfg.heads
+    count = round(cfg.prune_ratio * heads)
+    by = table.set_index("variant")
+    assert by.loc["original", "heads_pruned"] == 0
+    assert by.loc["pruned", "heads_pruned"] == by.loc["random", "heads_pruned"] == count
+    assert len(by.loc["pruned", "pruned_heads"].split()) == count
+    for col in ("precision", "recall", "memorization"):
+        assert table[col].between(0, 1).all()
+    assert np.isfinite(table["fid"]).all() and (table["fid"] > -1e-6).all()
+    assert (out / "cifar_pruning.csv").exists() and (out / "cifar_pruning.png").stat().st_size > 10_000
+    with np.load(out / "cifar_pruning_samples_seed0.npz") as f:
+        assert f["pruned_samples"].shape == (cfg.n_figure, 32, 32, 3) and f["pruned_samples"].dtype == np.uint8
+        assert f["original_neighbours"].shape == (cfg.n_figure, 32, 32, 3)
+        assert ((f["random_ratio"] >= 0) & (f["random_ratio"] <= 1)).all()
+    assert list((tiny_data / "ck").rglob("original.pt"))                     # resumable checkpoint
+    # a rerun resumes: no point left to compute, same table
+    again = run_module(cifar_pruning, "smoke", out=out, quiet=True)
+    cols = ["variant", "seed", "precision", "recall", "memorization", "fid", "pruned_heads"]
+    pd.testing.assert_frame_equal(again[cols].reset_index(drop=True), table[cols].reset_index(drop=True),
+                                  check_dtype=False)
+    summ = cifar_pruning.summary(table)
+    assert list(summ.index) == ["original", "pruned", "random"] and "memorization_mean" in summ.columns

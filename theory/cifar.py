@@ -1,0 +1,126 @@
+"""CIFAR-10 loaders: the offline ``.npz`` files of the shared data folder and the standard
+``cifar-10-batches-py`` pickles, returned as uint8 NHWC tensors, plus the map to the model's range.
+
+Data folder: the ``data_dir`` argument, else the environment variable ``MEMSEP_DATA``, else
+``../shared/data`` relative to the repository root. Nothing here downloads anything.
+
+Formats
+* npz (``cifar10_train_5k.npz``, ``cifar10_test_exact.npz``...): keys ``x`` uint8 (N, 32, 32, 3) RGB, ``y``.
+* JPEG npz (``cifar10_train_jpeg.npz``): ``jpeg`` bytes, ``offsets`` (N + 1,), ``y``; image i is
+  ``jpeg[offsets[i]:offsets[i + 1]]`` (lossy; for reference statistics only).
+* ``cifar-10-batches-py``: pickles ``data_batch_1..5`` / ``test_batch``, each a dict with ``b"data"`` uint8
+  (N, 3072) channel-planar (1024 R, 1024 G, 1024 B values, row-major) and ``b"labels"``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TRAIN_5K = "cifar10_train_5k.npz"
+TEST_EXACT = "cifar10_test_exact.npz"
+TRAIN_JPEG = "cifar10_train_jpeg.npz"
+INCEPTION = "fid_inception_2015-12-05_pool3.pt"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+
+def data_dir(path: str | os.PathLike | None = None) -> Path:
+    """The data folder: ``path`` if given (and non-empty), else ``$MEMSEP_DATA``, else ``<repo>/../shared/data``."""
+    if path:
+        return Path(path)
+    env = os.environ.get("MEMSEP_DATA")
+    return Path(env) if env else (REPO_ROOT.parent / "shared" / "data")
+
+
+def _limit(n: int, limit: int | None, name: str = "limit") -> int:
+    if limit is None:
+        return n
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise ValueError(f"{name} must be a positive integer or None, got {limit!r}")
+    if limit > n:
+        raise ValueError(f"{name} = {limit} exceeds the {n} images available")
+    return limit
+
+
+def _check_images(x: np.ndarray, source) -> np.ndarray:
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"{source}: expected uint8 images (N, H, W, 3), got {x.dtype} {x.shape}")
+    return x
+
+
+def load_npz(path: str | os.PathLike, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 32, 32, 3) uint8 and labels (N,) int64 from a pixel npz (keys ``x``, ``y``); the first
+    ``limit`` images if given."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {path} is not a file (set MEMSEP_DATA or the config's data_dir)")
+    with np.load(path) as f:
+        if "x" not in f or "y" not in f:
+            raise ValueError(f"path {path} lacks the keys 'x' and 'y' (has {sorted(f.keys())})")
+        x = _check_images(f["x"], path)
+        m = _limit(x.shape[0], limit)
+        return torch.from_numpy(np.ascontiguousarray(x[:m])), torch.from_numpy(f["y"][:m].astype(np.int64))
+
+
+def load_jpeg_npz(path: str | os.PathLike, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode the JPEG npz (keys ``jpeg``, ``offsets``, ``y``) with Pillow: (N, 32, 32, 3) uint8, labels."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {path} is not a file")
+    with np.load(path) as f:
+        blob, offsets, y = f["jpeg"], f["offsets"], f["y"]
+    m = _limit(len(offsets) - 1, limit)
+    raw = blob.tobytes()
+    out = np.stack([np.asarray(Image.open(io.BytesIO(raw[offsets[i]:offsets[i + 1]])).convert("RGB"))
+                    for i in range(m)])
+    return torch.from_numpy(_check_images(out, path)), torch.from_numpy(y[:m].astype(np.int64))
+
+
+def load_batches_py(folder: str | os.PathLike, batches: tuple[str, ...] = TRAIN_BATCHES,
+                    limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 32, 32, 3) uint8 and labels from the standard ``cifar-10-batches-py`` pickles, in the
+    order of ``batches`` (default ``data_batch_1..5``); channel-planar rows are reshaped to HWC."""
+    folder = Path(folder)
+    xs, ys = [], []
+    for name in batches:
+        path = folder / name
+        if not path.is_file():
+            raise ValueError(f"folder {folder} has no batch file {name!r}")
+        with open(path, "rb") as fh:
+            batch = pickle.load(fh, encoding="bytes")
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = batch.get(b"labels", batch.get(b"fine_labels"))
+        if data.ndim != 2 or data.shape[1] != 3072 or labels is None or len(labels) != data.shape[0]:
+            raise ValueError(f"{path}: expected b'data' (N, 3072) and N b'labels', got {data.shape}")
+        xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        ys.append(np.asarray(labels, dtype=np.int64))
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    m = _limit(x.shape[0], limit)
+    return torch.from_numpy(np.ascontiguousarray(x[:m])), torch.from_numpy(y[:m])
+
+
+def load_training_images(n: int | None = None, *, data_dir_path=None) -> torch.Tensor:
+    """The first ``n`` of the 5,000 pixel-exact training images (``cifar10_train_5k.npz``), uint8 NHWC."""
+    return load_npz(data_dir(data_dir_path) / TRAIN_5K, n)[0]
+
+
+def to_model_range(images: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """uint8 NHWC in {0..255} -> float NCHW in [-1, 1]:  x = u / 127.5 - 1."""
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {tuple(images.shape)}")
+    return images.permute(0, 3, 1, 2).to(dtype) / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float NCHW in [-1, 1] -> uint8 NHWC (clamped, rounded): the inverse of ``to_model_range`` on the grid."""
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"x must have shape (N, 3, H, W), got {tuple(x.shape)}")
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()

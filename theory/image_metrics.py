@@ -1,0 +1,135 @@
+"""Sample-quality metrics on features of a fixed network: FID and improved precision / recall.
+
+Features. ``extract_features`` feeds uint8 NHWC images to any feature network in batches: bilinear resize
+to ``size`` x ``size`` (299 for Inception; ``None`` keeps the size), then the TF Inception convention
+(x - 128) / 128 in (-1, 1), NCHW float32; output (N, F) in float64. The conventional network is the TF
+2015-12-05 FID Inception-v3 up to pool3 (F = 2048), loaded by ``load_inception`` from the shared
+TorchScript file; the functions take any ``nn.Module`` / callable, so tests use a small stand-in.
+
+FID (Heusel et al. 2017) between feature sets with means mu_1, mu_2 and covariances C_1, C_2:
+
+    FID = |mu_1 - mu_2|^2 + tr(C_1 + C_2 - 2 (C_1 C_2)^{1/2}),
+
+computed in float64 with ``scipy.linalg.sqrtm`` (we do not use torchmetrics: its FID wants its own
+input conventions and a dependency; the formula is a few lines and is tested against a closed form).
+
+Improved precision and recall (Kynkaanniemi et al. 2019): each set's manifold is the union of balls
+around its points with radius the distance to the point's k-th nearest neighbour in the same set
+(k = 3, self excluded; theory.neighbours). precision = fraction of generated points inside the real
+manifold; recall = fraction of real points inside the generated manifold. Ball membership is tested
+exactly against every centre by chunked matrix products (not only the k nearest).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Callable, NamedTuple
+
+import numpy as np
+import scipy.linalg
+import torch
+
+from .estimate import Estimate, binomial_estimate
+from .neighbours import nearest_neighbours
+
+FeatureNet = Callable[[torch.Tensor], torch.Tensor]
+INCEPTION_SIZE = 299
+
+
+def load_inception(path: str | os.PathLike, device="cpu") -> torch.jit.ScriptModule:
+    """The FID Inception pool3 network (TorchScript, input (N, 3, 299, 299) in (-1, 1), output (N, 2048))."""
+    if not os.path.isfile(path):
+        raise ValueError(f"path {path} is not a file (the FID Inception network)")
+    with warnings.catch_warnings():          # torch.jit.load is deprecated in favour of torch.export
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location=device).eval()
+
+
+@torch.no_grad()
+def extract_features(images: torch.Tensor, network: FeatureNet, *, size: int | None = INCEPTION_SIZE,
+                     batch_size: int = 50, device=None) -> torch.Tensor:
+    """Features (N, F) float64 of uint8 images (N, H, W, 3): resize to ``size`` (bilinear), scale
+    (x - 128) / 128, run ``network`` batch by batch on ``device`` (default: the images' device)."""
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {tuple(images.shape)}")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    device = device or images.device
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        x = images[i:i + batch_size].to(device).permute(0, 3, 1, 2).float()
+        if size is not None and x.shape[-1] != size:
+            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        f = network((x - 128.0) / 128.0)
+        out.append(f.reshape(f.shape[0], -1).double().cpu())
+    return torch.cat(out)
+
+
+def feature_statistics(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (F,) and unbiased covariance (F, F) of features (N, F), float64 NumPy."""
+    if features.ndim != 2 or features.shape[0] < 2:
+        raise ValueError(f"features must have shape (N >= 2, F), got {tuple(features.shape)}")
+    f = features.double().cpu().numpy()
+    return f.mean(0), np.cov(f, rowvar=False)
+
+
+def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+    """|mu1 - mu2|^2 + tr(C1 + C2 - 2 sqrtm(C1 C2)), float64. A singular product gets eps I added to
+    both covariances (as pytorch-fid does); a negligible imaginary part of sqrtm is dropped."""
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    cov1, cov2 = np.atleast_2d(cov1).astype(np.float64), np.atleast_2d(cov2).astype(np.float64)
+    if mu1.shape != mu2.shape or cov1.shape != cov2.shape or cov1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"shapes disagree: mu {mu1.shape}, {mu2.shape}; cov {cov1.shape}, {cov2.shape}")
+    with warnings.catch_warnings():      # singular when N <= F (few samples): expected, FID is then biased
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(cov1 @ cov2)
+        if not np.isfinite(covmean).all():
+            eps = 1e-6 * np.eye(cov1.shape[0])
+            covmean = scipy.linalg.sqrtm((cov1 + eps) @ (cov2 + eps))
+    if np.iscomplexobj(covmean):
+        covmean = covmean.real
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(covmean))
+
+
+def fid(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """Frechet distance between two feature sets (N_a, F), (N_b, F)."""
+    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+
+
+def manifold_radii(features: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """Radius of each point's ball: distance to its k-th nearest neighbour in the same set (self excluded)."""
+    dist, _ = nearest_neighbours(features.double(), features.double(), k=k, exclude_self=True)
+    return dist[:, -1]
+
+
+def inside_manifold(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, *,
+                    chunk: int = 1024) -> torch.Tensor:
+    """Boolean (B,): is |p - c_j| <= r_j for some centre j (exact over all centres; chunked, float64)."""
+    p, c = points.double(), centres.double()
+    shift = c.mean(0)
+    p, c = p - shift, c - shift
+    c_sq, r_sq = c.pow(2).sum(1), radii.double().pow(2)
+    out = torch.zeros(p.shape[0], dtype=torch.bool)
+    for i in range(0, p.shape[0], chunk):
+        q = p[i:i + chunk]
+        d2 = q.pow(2).sum(1, keepdim=True) + c_sq[None] - 2.0 * q @ c.T
+        out[i:i + chunk] = (d2 <= r_sq[None] * (1 + 1e-9) + 1e-12).any(1).cpu()
+    return out
+
+
+class PrecisionRecall(NamedTuple):
+    precision: Estimate
+    recall: Estimate
+
+
+def precision_recall(real: torch.Tensor, generated: torch.Tensor, k: int = 3) -> PrecisionRecall:
+    """Improved precision and recall (module docstring), each a fraction with its binomial standard error
+    (conditional on the two manifolds)."""
+    if real.ndim != 2 or generated.ndim != 2 or real.shape[1] != generated.shape[1]:
+        raise ValueError(f"real {tuple(real.shape)} and generated {tuple(generated.shape)} must be (N, F)")
+    prec = inside_manifold(generated, real, manifold_radii(real, k))
+    rec = inside_manifold(real, generated, manifold_radii(generated, k))
+    return PrecisionRecall(binomial_estimate(int(prec.sum()), prec.numel()),
+                           binomial_estimate(int(rec.sum()), rec.numel()))

@@ -1,0 +1,89 @@
+"""Generalisation measures of a learned score, computed exactly because the true law is known.
+
+(a) ``ode_log_likelihood``: the model's log-density of points by the probability-flow ODE with the
+    exact divergence. Forward PF ODE: dx/dt = f(x, t) = -x/2 - s(x, t)/2, and along its solution
+    d/dt log p_t(x_t) = -div f = d/2 + div s / 2. Integrating from t0 to T,
+
+        log p^theta_{t0}(x) = log N(x_T; 0, I) - int_{t0}^{T} (d/2 + div s(x_t, t)/2) dt,   x_{t0} = x.
+
+    What we compute: the model's density at time t0 of the given points themselves (no noising, no
+    correction); its true counterpart is the closed form log p_{t0}(x) of the mixture, and the prior
+    N(0, I) stands for p_T (error O(alpha_T |E X_0|) = O(e^{-T/2}): 3e-3 nats at T = 12, 1e-4 at T = 20 for the test Gaussian). Heun steps on a geometric time grid, the
+    divergence by d exact backward passes (d <= 64), float64.
+(b) the true log-density of generated samples: ``GaussianMixture.log_prob(samples, 0)`` (no helper
+    needed).
+(c) ``memorization_index``: at time t, under X ~ P^_t (noised training points),
+        A(t) = E|s_net - grad log p^_t|^2,  B(t) = E|s_net - grad log p_t|^2,  index = B / (A + B),
+    so index -> 1 when the net sits on the empirical score (memorizes), -> 0 on the true score.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from .estimate import Estimate, RunningMoments
+from .samplers import time_grid
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def exact_divergence(fn: ScoreFn, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fn(x, t), div_x fn(x, t)) for a field whose row b depends on x[b] only: trace of the Jacobian
+    by d backward passes (exact, no Hutchinson noise). Returns ((B, d), (B,))."""
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        out = fn(xr, t)
+        div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        for i in range(x.shape[1]):
+            (g,) = torch.autograd.grad(out[:, i].sum(), xr, retain_graph=i < x.shape[1] - 1)
+            div = div + g[:, i].to(x.dtype)
+    return out.detach().to(x.dtype), div
+
+
+def ode_log_likelihood(score_fn: ScoreFn, x: torch.Tensor, *, t0: float = 1e-3, T: float = 10.0,
+                       steps: int = 100) -> torch.Tensor:
+    """log p^theta_{t0}(x) by the forward probability-flow ODE with the exact divergence (module
+    docstring, (a)); Heun's method on a geometric grid from t0 to T. Returns (B,), float64."""
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (B, d), got {tuple(x.shape)}")
+    grid = time_grid(T, t0, steps, device=x.device).flip(0)          # increasing t0 .. T
+    y = x.to(torch.float64)
+    d = y.shape[1]
+    integral = torch.zeros(y.shape[0], dtype=torch.float64, device=x.device)
+
+    def rates(y, t):
+        s, div = exact_divergence(score_fn, y, t.expand(y.shape[0]))
+        return -0.5 * y - 0.5 * s, 0.5 * d + 0.5 * div
+
+    for k in range(steps):
+        h = grid[k + 1] - grid[k]
+        f1, g1 = rates(y, grid[k])
+        f2, g2 = rates(y + h * f1, grid[k + 1])
+        y = y + 0.5 * h * (f1 + f2)
+        integral = integral + 0.5 * h * (g1 + g2)
+    prior = -0.5 * y.pow(2).sum(1) - 0.5 * d * math.log(2 * math.pi)
+    return prior - integral
+
+
+def memorization_index(score_fn: ScoreFn, empirical, truth, t: float, m: int,
+                       generator: torch.Generator | None = None, batch: int = 1024) -> dict:
+    """A(t), B(t) (each an Estimate, scaled by sigma_t^2 so they are O(1)) and index = B / (A + B) at
+    time t under X ~ P^_t (module docstring, (c))."""
+    from . import forward
+    s2 = float(forward.sigma2(t))
+    acc_a, acc_b = RunningMoments(), RunningMoments()
+    done = 0
+    while done < m:
+        b = min(batch, m - done)
+        x = empirical.sample(b, t, generator)
+        tt = torch.full((b,), t, dtype=x.dtype, device=x.device)
+        with torch.no_grad():
+            s = score_fn(x, tt)
+        acc_a.update(s2 * (s - empirical.score(x, t)).pow(2).sum(1))
+        acc_b.update(s2 * (s - truth.score(x, t)).pow(2).sum(1))
+        done += b
+    a, bb = acc_a.estimate(), acc_b.estimate()
+    return {"to_empirical": a, "to_true": bb, "index": bb.mean / max(a.mean + bb.mean, 1e-300)}

@@ -1,0 +1,208 @@
+"""The statistical separation of Sec. 4: the Loss-Gap, its Fisher-divergence identity (Prop. 4.1) and
+the right-hand side of its lower bound (Thm 4.3), estimated by Monte Carlo.
+
+For a training set D = {x_1, ..., x_n} and a time t > 0, the per-sample denoising-score-matching loss of
+a score function s is
+
+    l_t(x_i, s) = E_z | -(X_t - alpha_t x_i) / sigma_t^2 - s(X_t, t) |^2,   X_t = alpha_t x_i + sigma_t z,
+
+and the Loss-Gap compares the true score grad log p_t with the empirical score grad log p^_t:
+
+    Loss-Gap_t = (1/n) sum_i [ l_t(x_i, grad log p_t) - l_t(x_i, grad log p^_t) ].
+
+Prop. 4.1 (exact, for every fixed D): Loss-Gap_t = Fisher(P^_t, P_t) = E_{X ~ P^_t} |grad log p^_t(X) - grad log p_t(X)|^2.
+
+Derivation. Write g = -(X_t - alpha_t x_i)/sigma_t^2 (the DSM target), s = grad log p_t, s^ = grad log p^_t.
+Per draw, |g - s|^2 - |g - s^|^2 = |s|^2 - |s^|^2 - 2 g.(s - s^). With i uniform on {1..n} and z ~ N(0, I)
+the pair (i, X_t) has X_t ~ P^_t, and E[g | X_t = x] = s^(x): indeed
+
+    E[g | X_t = x] = sum_i w_i(x) (-(x - alpha_t x_i)/sigma_t^2) = sum_i w_i(x) grad log N(x; alpha_t x_i, sigma_t^2 I)
+                   = grad log (1/n) sum_i N(x; alpha_t x_i, sigma_t^2 I) = s^(x),
+
+with w_i(x) the posterior P(i | X_t = x). Since s and s^ are functions of X_t alone, the tower rule gives
+
+    Loss-Gap_t = E[|s|^2 - |s^|^2 - 2 s^.(s - s^)] = E_{P^_t} |s - s^|^2,
+
+so the identity holds exactly for the fixed D (it needs no expectation over D). A Monte-Carlo estimate of
+either side is unbiased for the same number; the two estimators differ only by the zero-mean term
+-2 (g - s^).(s - s^), which is why the Fisher form has the smaller variance.
+
+Common random numbers: each loss is ~ d / sigma_t^2 at small t while the gap can be much smaller, so the
+two losses are evaluated at the same (x_i, z) and the standard error is taken from the per-draw
+differences.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, Union
+
+import torch
+
+from . import forward
+from ._validate import as_tensor, check_finite, check_positive_int, check_time
+from .empirical import EmpiricalLaw
+from .estimate import Estimate, RunningMoments
+from .law import NoisedLaw
+from .mixture import GaussianMixture
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ScoreLike = Union[NoisedLaw, ScoreFn]
+
+DEFAULT_BATCH = 1024
+
+
+def _score_fn(score: ScoreLike, name: str) -> ScoreFn:
+    if isinstance(score, NoisedLaw):
+        return score.score
+    if callable(score):
+        return score
+    raise ValueError(f"{name} must be a NoisedLaw or a callable score(x, t), got {type(score).__name__}")
+
+
+def _scalar_time(t, name: str = "t") -> float:
+    tt = check_time(t, name)
+    if tt.ndim != 0:
+        raise ValueError(f"{name} must be a scalar time, got shape {tuple(tt.shape)}")
+    return float(tt)
+
+
+def _data(data, name: str = "data") -> torch.Tensor:
+    if isinstance(data, EmpiricalLaw):
+        return data.samples
+    x = check_finite(as_tensor(data, name), name)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must have shape (n, d) with n, d >= 1, got {tuple(x.shape)}")
+    return x
+
+
+def _dsm_draws(x: torch.Tensor, n_draws: int | None, batch_size: int,
+               generator: torch.Generator | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of (x0, z): every training point once (``n_draws=None``), or ``n_draws`` indices drawn
+    uniformly with replacement; z ~ N(0, I) from ``generator``."""
+    n = x.shape[0]
+    total = n if n_draws is None else n_draws
+    for b0 in range(0, total, batch_size):
+        b = min(batch_size, total - b0)
+        if n_draws is None:
+            x0 = x[b0:b0 + b]
+        else:
+            x0 = x[torch.randint(n, (b,), generator=generator, device=x.device)]
+        z = torch.randn(x0.shape, generator=generator, dtype=x.dtype, device=x.device)
+        yield x0, z
+
+
+def dsm_loss_estimate(score: ScoreLike, data, t: float, *, baseline: ScoreLike | None = None,
+                      n_draws: int | None = None, generator: torch.Generator | None = None,
+                      batch_size: int = DEFAULT_BATCH) -> Estimate:
+    """Monte-Carlo estimate of the empirical DSM loss (Sec. 3, the loss of Prop. 4.1)
+
+        L_t(s) = (1/n) sum_i l_t(x_i, s),   l_t(x_i, s) = E_z | -(X_t - alpha_t x_i)/sigma_t^2 - s(X_t, t) |^2,
+
+    or, with ``baseline`` = s_b, of the difference L_t(s) - L_t(s_b) with common random numbers (the same
+    x_i and z for both scores; the standard error is that of the per-draw differences).
+
+    ``score``/``baseline``: a ``NoisedLaw`` (its ``score`` is used) or a callable ``score(x, t)``.
+    ``data``: the training set (n, d) or an ``EmpiricalLaw``. ``n_draws=None``: each training point once
+    with one draw of z (stratified over i); an integer: that many pairs (i uniform, z).
+    """
+    x = _data(data)
+    tt = _scalar_time(t)
+    s_fn = _score_fn(score, "score")
+    b_fn = _score_fn(baseline, "baseline") if baseline is not None else None
+    if n_draws is not None:
+        check_positive_int(n_draws, "n_draws")
+    check_positive_int(batch_size, "batch_size")
+    t_tensor = torch.tensor(tt, dtype=x.dtype, device=x.device)
+    acc = RunningMoments()
+    for x0, z in _dsm_draws(x, n_draws, batch_size, generator):
+        value = forward.dsm_loss(s_fn, x0, t_tensor, z)
+        if b_fn is not None:
+            value = value - forward.dsm_loss(b_fn, x0, t_tensor, z)
+        acc.update(value)
+    return acc.estimate()
+
+
+def loss_gap(truth: ScoreLike, data, t: float, *, n_draws: int | None = None,
+             generator: torch.Generator | None = None, batch_size: int = DEFAULT_BATCH) -> Estimate:
+    """Monte-Carlo Loss-Gap_t = (1/n) sum_i [l_t(x_i, grad log p_t) - l_t(x_i, grad log p^_t)] (Prop. 4.1),
+    the DSM loss of the true score minus that of the empirical score of ``data``, with common random
+    numbers. ``truth``: the true law P (a ``NoisedLaw``) or its score function. Equals
+    ``fisher_divergence(P^, P, t)`` in expectation over the Monte Carlo for every fixed training set
+    (see the module docstring for the derivation)."""
+    empirical = data if isinstance(data, EmpiricalLaw) else EmpiricalLaw(_data(data))
+    return dsm_loss_estimate(truth, empirical, t, baseline=empirical, n_draws=n_draws, generator=generator,
+                             batch_size=batch_size)
+
+
+def fisher_divergence(p: NoisedLaw, q: ScoreLike, t: float, n_draws: int, *, under: NoisedLaw | None = None,
+                      generator: torch.Generator | None = None, batch_size: int = DEFAULT_BATCH) -> Estimate:
+    """Monte-Carlo Fisher divergence of the noised laws at time t,
+
+        Fisher_under(P_t, Q_t) = E_{X ~ under_t} | grad log p_t(X) - grad log q_t(X) |^2,
+
+    with X drawn from ``under`` (default ``p``; pass ``under=q`` for the expectation under the other law).
+    Prop. 4.1 uses p = P^_t (the empirical law), q = P_t (the truth), under = P^_t. ``q`` may also be a
+    plain score function when ``under`` is not it."""
+    if not isinstance(p, NoisedLaw):
+        raise ValueError(f"p must be a NoisedLaw, got {type(p).__name__}")
+    under = p if under is None else under
+    if not isinstance(under, NoisedLaw):
+        raise ValueError(f"under must be a NoisedLaw, got {type(under).__name__}")
+    q_fn = _score_fn(q, "q")
+    tt = _scalar_time(t)
+    check_positive_int(n_draws, "n_draws")
+    check_positive_int(batch_size, "batch_size")
+    acc = RunningMoments()
+    for b0 in range(0, n_draws, batch_size):
+        x = under.sample(min(batch_size, n_draws - b0), tt, generator)
+        acc.update((p.score(x, tt) - q_fn(x, tt)).pow(2).sum(dim=-1))
+    return acc.estimate()
+
+
+def gaussian_fisher_divergence(mean_p, cov_p, mean_q, cov_q) -> torch.Tensor:
+    """Closed-form Fisher divergence between two Gaussians under the first, P = N(m_p, S_p), Q = N(m_q, S_q):
+
+        E_P |grad log p - grad log q|^2 = tr(S_p^-1) - 2 tr(S_q^-1) + tr(S_q^-2 S_p) + |S_q^-1 (m_p - m_q)|^2.
+
+    (grad log p - grad log q = -(S_p^-1 - S_q^-1)(x - m_p) + S_q^-1 (m_p - m_q); the cross term vanishes since
+    E(x - m_p) = 0 and E (x - m_p)(x - m_p)^T = S_p.) For n = 1, P^_t = N(alpha_t x_1, sigma_t^2 I) and a one-component
+    P_t = N(alpha_t mu, alpha_t^2 Sigma + sigma_t^2 I) give the Loss-Gap of a single training point exactly."""
+    m_p = as_tensor(mean_p, "mean_p")
+    dtype, device = m_p.dtype, m_p.device
+    m_q = as_tensor(mean_q, "mean_q", dtype=dtype, device=device)
+    s_p = as_tensor(cov_p, "cov_p", dtype=dtype, device=device)
+    s_q = as_tensor(cov_q, "cov_q", dtype=dtype, device=device)
+    d = m_p.shape[-1]
+    if m_p.ndim != 1 or m_q.shape != (d,) or s_p.shape != (d, d) or s_q.shape != (d, d):
+        raise ValueError(f"means must be (d,) and covariances (d, d); got mean_p {tuple(m_p.shape)}, mean_q "
+                         f"{tuple(m_q.shape)}, cov_p {tuple(s_p.shape)}, cov_q {tuple(s_q.shape)}")
+    inv_p = torch.linalg.inv(s_p)
+    inv_q = torch.linalg.inv(s_q)
+    shift = inv_q @ (m_p - m_q)
+    return torch.trace(inv_p) - 2 * torch.trace(inv_q) + torch.trace(inv_q @ inv_q @ s_p) + shift @ shift
+
+
+def mean_covariance_trace(mixture: GaussianMixture) -> float:
+    """The tr Sigma of Thm 4.3 for a mixture: the weight-averaged trace sum_k pi_k tr Sigma_k of the
+    component covariances (equal to tr Sigma_k when all components share one trace, as in paper_mixture)."""
+    if not isinstance(mixture, GaussianMixture):
+        raise ValueError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+    traces = torch.diagonal(mixture.covariances, dim1=-2, dim2=-1).sum(-1)
+    return float(mixture.weights @ traces)
+
+
+def loss_gap_lower_bound(dim: int, t, trace: float) -> torch.Tensor:
+    """The order of the lower bound of Thm 4.3, without its constant:
+
+        E_D[Loss-Gap_t] = Omega( d / sigma_t^2 + tr Sigma ),
+
+    for a K-component Gaussian mixture with Delta_min = Theta(sqrt d), log n = O(d) and t in a small-t
+    interval. ``trace`` is tr Sigma, taken as the weight-averaged component trace sum_k pi_k tr Sigma_k
+    (``mean_covariance_trace``). The theorem's constant is not known explicitly, so what is checkable is
+    that the ratio Loss-Gap_t / (d / sigma_t^2 + tr Sigma) stays bounded below over the stated regime.
+    ``t``: a number or a tensor (> 0); returns a tensor of its shape."""
+    d = check_positive_int(dim, "dim")
+    trace = float(trace)
+    if not trace >= 0:
+        raise ValueError(f"trace must be non-negative, got {trace}")
+    return d / forward.sigma2(check_time(t)) + trace

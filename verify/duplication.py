@@ -1,0 +1,132 @@
+"""Exact duplicates in the training set: the empirical score of n points of which m are copies is as hard
+to fit as that of the n - m distinct points (Thm 5.1, corollary on duplicates).
+
+For a fixed pool of n_distinct points drawn from the mixture, a data set of n = n_distinct + m points adds
+m copies of points of the pool (chosen at random, with repetition); its empirical law P^_t has only
+n_distinct atoms (with unequal weights). At one t, we fit ReLU nets of each width (as ``width_vs_n``) to
+
+* "duplicated": the empirical score of the n points (n_distinct distinct), and
+* "distinct": the empirical score of the n_distinct pool alone,
+
+and report W*, the smallest width reaching the target relative error. The corollary predicts that W*
+follows n - m (= n_distinct) and not n. The memorization fraction of a *trained diffusion model* on these
+sets belongs to the DSM-training code (issue 5) and is owed; it is not measured here.
+
+Columns: kind, n, m, n_distinct, t, width, depth, params, net_seed, rel_error, rel_error_stderr,
+final_loss, target_error, width_star, params_star, seed (pool), preset, device, runtime_s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zlib
+
+import numpy as np
+import torch
+
+import theory
+from verify import width_vs_n
+
+NAME = "duplication"
+CLAIM = "m exact duplicates among n samples make the empirical score as easy as n - m distinct ones (Thm 5.1 corollary)"
+ORDER = 41
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    dim: int
+    n_components: int
+    separation: float
+    trace: float
+    n_distinct: tuple        # sizes of the distinct pool
+    copies_factor: tuple     # m = factor * n_distinct copies added
+    times: tuple
+    widths: tuple
+    depth: int
+    net_seeds: tuple
+    data_seeds: tuple
+    target_error: float
+    steps: int
+    batch: int
+    lr: float
+    eval_points: int
+    parameterisation: str = "denoiser"
+
+
+PRESETS = {
+    "smoke": Config(dim=2, n_components=4, separation=1.0, trace=2.0, n_distinct=(4,), copies_factor=(1,),
+                    times=(0.2,), widths=(4, 16), depth=2, net_seeds=(0,), data_seeds=(0,), target_error=0.1,
+                    steps=20, batch=64, lr=1e-2, eval_points=256),
+    "cpu": Config(dim=2, n_components=4, separation=1.0, trace=2.0, n_distinct=(8, 32), copies_factor=(1, 3),
+                  times=(0.2,), widths=(4, 8, 16, 32, 64, 128), depth=2, net_seeds=(0,), data_seeds=(0,),
+                  target_error=0.2, steps=300, batch=128, lr=1e-2, eval_points=2048),
+    "paper": Config(dim=2, n_components=4, separation=1.0, trace=2.0, n_distinct=(64, 256, 1024),
+                    copies_factor=(1, 3, 7), times=(0.01, 0.1),
+                    widths=(8, 16, 32, 64, 128, 256, 512, 1024, 2048), depth=2, net_seeds=(0, 1, 2),
+                    data_seeds=(0, 1), target_error=0.05, steps=20000, batch=512, lr=3e-3, eval_points=16384),
+}
+ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 70, "paper": 4 * 3600}  # cpu: 114 s measured at load ~6 on 2 cores
+
+
+def grid(cfg: Config) -> list[dict]:
+    pts = []
+    for t in cfg.times:
+        for k in cfg.n_distinct:
+            for s in cfg.data_seeds:
+                pts.append({"kind": "distinct", "n_distinct": k, "m": 0, "t": t, "seed": s})
+                pts += [{"kind": "duplicated", "n_distinct": k, "m": f * k, "t": t, "seed": s}
+                        for f in cfg.copies_factor]
+    return pts
+
+
+def duplicated_set(pool: torch.Tensor, m: int, seed: int) -> torch.Tensor:
+    """The pool followed by m exact copies of pool points chosen uniformly with repetition."""
+    g = torch.Generator().manual_seed(30_000 + seed)
+    idx = torch.randint(pool.shape[0], (m,), generator=g).to(pool.device)
+    return torch.cat([pool, pool[idx]])
+
+
+def run_point(point: dict, cfg: Config, device: str) -> list[dict]:
+    truth = theory.paper_mixture(cfg.n_components, cfg.dim, separation=cfg.separation, trace=cfg.trace,
+                                 seed=0, device=device)
+    k, m, t, seed = point["n_distinct"], point["m"], point["t"], point["seed"]
+    pool = width_vs_n.training_set(truth, k, seed)
+    data = duplicated_set(pool, m, seed) if point["kind"] == "duplicated" else pool
+    n_unique = int(torch.unique(data, dim=0).shape[0])
+    if n_unique != k:
+        raise RuntimeError(f"expected {k} distinct points, found {n_unique}")
+    key = zlib.crc32(repr((point["kind"], k, m, float(t), seed)).encode()) % 100_003
+    rows = width_vs_n.fit_widths(theory.EmpiricalLaw(data), t, cfg, device, key)
+    for r in rows:
+        r.update({"n": k + m, "d": cfg.dim, "sigma_t": float(theory.sigma(t))})
+    return rows
+
+
+def plot(table, cfg: Config):
+    import matplotlib.pyplot as plt
+
+    ws = table.groupby(["kind", "t", "n_distinct", "m", "seed"], as_index=False)[["width_star", "n"]].first()
+    times = sorted(ws["t"].unique())
+    fig, axes = plt.subplots(1, len(times), figsize=(6 * len(times), 4.3), squeeze=False)
+    for ax, t in zip(axes[0], times):
+        sub = ws[ws["t"] == t]
+        dist = sub[sub["kind"] == "distinct"].sort_values("n_distinct")
+        ax.plot(dist["n_distinct"], dist["width_star"], "ks-", ms=7, label="n - m distinct points (no copies)")
+        dup = sub[sub["kind"] == "duplicated"]
+        for i, (m_over, grp) in enumerate(dup.assign(f=dup["m"] / dup["n_distinct"]).groupby("f")):
+            grp = grp.sort_values("n_distinct")
+            ax.plot(grp["n_distinct"] * (1 + 0.03 * (i + 1)), grp["width_star"], "o--", ms=5,
+                    label=f"n = {1 + m_over:g}(n - m): m = {m_over:g}(n - m) copies")
+        for _, r in sub[sub["width_star"].isna()].iterrows():
+            ax.plot(r["n_distinct"], max(cfg.widths), "x", color="r")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("number of distinct points n - m")
+        ax.set_ylabel(f"W* (rel. error <= {cfg.target_error:g}); x: not reached")
+        ax.set_title(f"t = {t:g}, d = {cfg.dim}, depth {cfg.depth}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Duplicates: width needed for the empirical score follows n - m, not n")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,232 @@
+"""Width a trained ReLU net needs for the empirical vs the true score, against n (Thm 5.1).
+
+For a K-component Gaussian mixture in R^d and n training points drawn from it, at a small and a moderate
+t, a ReLU MLP of each width in a grid (``depth`` hidden layers; members = widths x seeds, trained as one
+masked ensemble, see ``theory.networks``) is regressed onto sigma_t * score of
+
+* the empirical law P^_t of the n points ("empirical"), and
+* the true law P_t ("true"; its target does not involve n at all, each n is a fresh replicate),
+
+and its relative L2 error E|s_net - s|^2 / E|s|^2 on fresh points of the same law is measured. W*(point)
+is the smallest width at which the best seed reaches ``target_error`` (log-linear interpolation between
+the grid widths; NaN if none does). The theory predicts W* ~ n for the empirical score and W* independent
+of n for the true one: the figure fits log W* against log n.
+
+Columns: law, n, t, width, depth, params, net_seed, rel_error, rel_error_stderr, final_loss,
+target_error, width_star, params_star, plus the runner's seed (data set), preset, device, runtime_s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zlib
+
+import numpy as np
+import torch
+
+import theory
+from theory.networks import ReLUMLP, parameter_count
+from theory.regression import RegressionConfig, fit_score
+
+NAME = "width_vs_n"
+CLAIM = "ReLU width needed for the empirical score grows ~ n; for the true score it does not depend on n (Thm 5.1)"
+ORDER = 40
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    dim: int
+    n_components: int
+    separation: float
+    trace: float
+    ns: tuple
+    times: tuple
+    widths: tuple
+    depth: int
+    net_seeds: tuple
+    data_seeds: tuple
+    target_error: float
+    steps: int
+    batch: int
+    lr: float
+    eval_points: int
+    parameterisation: str = "denoiser"
+
+
+PRESETS = {
+    "smoke": Config(dim=2, n_components=4, separation=1.0, trace=2.0, ns=(4, 8), times=(0.2,),
+                    widths=(4, 16), depth=2, net_seeds=(0,), data_seeds=(0,), target_error=0.1,
+                    steps=20, batch=64, lr=1e-2, eval_points=256),
+    "cpu": Config(dim=2, n_components=4, separation=1.0, trace=2.0, ns=(8, 16, 32, 64), times=(0.2, 1.0),
+                  widths=(4, 8, 16, 32, 64, 128), depth=2, net_seeds=(0,), data_seeds=(0,),
+                  target_error=0.2, steps=300, batch=128, lr=1e-2, eval_points=2048),
+    "paper": Config(dim=2, n_components=4, separation=1.0, trace=2.0, ns=(16, 64, 256, 1024, 4096),
+                    times=(0.01, 0.1), widths=(8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096), depth=2,
+                    net_seeds=(0, 1, 2), data_seeds=(0, 1), target_error=0.05, steps=20000, batch=512,
+                    lr=3e-3, eval_points=16384),
+}
+ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 150, "paper": 6 * 3600}  # cpu: 249 s measured at load ~6 on 2 cores
+
+LAWS = ("empirical", "true")
+SMALL_WIDTH = 32
+
+
+def grid(cfg: Config) -> list[dict]:
+    return [{"law": law, "n": n, "t": t, "seed": s}
+            for t in cfg.times for law in LAWS for n in cfg.ns for s in cfg.data_seeds]
+
+
+def true_law(cfg: Config, device: str) -> theory.GaussianMixture:
+    return theory.paper_mixture(cfg.n_components, cfg.dim, separation=cfg.separation, trace=cfg.trace,
+                                seed=0, device=device)
+
+
+def training_set(truth: theory.GaussianMixture, n: int, seed: int) -> torch.Tensor:
+    """n points of the true law from the data seed (the first n of a fixed stream, so sets are nested)."""
+    g = torch.Generator(device=truth.device).manual_seed(20_000 + seed)
+    return truth.sample(n, 0.0, g)
+
+
+def width_star(widths, errors, target: float) -> float:
+    """Smallest width reaching ``target``, interpolated log-linearly in (log width, log error) between the
+    last grid width above the target and the first at or below it; NaN if none reaches it."""
+    widths, errors = np.asarray(widths, float), np.asarray(errors, float)
+    order = np.argsort(widths)
+    widths, errors = widths[order], errors[order]
+    hit = np.nonzero(errors <= target)[0]
+    if hit.size == 0:
+        return math.nan
+    j = int(hit[0])
+    if j == 0:
+        return float(widths[0])
+    w0, w1, e0, e1 = widths[j - 1], widths[j], errors[j - 1], errors[j]
+    if e0 <= e1 or e1 <= 0:
+        return float(w1)
+    frac = (math.log(e0) - math.log(target)) / (math.log(e0) - math.log(e1))
+    return float(math.exp(math.log(w0) + frac * (math.log(w1) - math.log(w0))))
+
+
+def fit_widths(law, t: float, cfg: Config, device: str, key: int) -> list[dict]:
+    """Train widths x net_seeds as masked ensembles (``SMALL_WIDTH`` buckets) on ``law`` at t; one row per member, with W* and
+    its parameter count on every row. ``key`` separates the data streams of different grid points."""
+    members = [(w, s) for w in cfg.widths for s in cfg.net_seeds]
+    rc = RegressionConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, eval_points=cfg.eval_points,
+                          block_steps=min(100, cfg.steps), parameterisation=cfg.parameterisation)
+    errors, losses = [None] * len(members), [None] * len(members)
+    # one masked ensemble for all widths <= SMALL_WIDTH, one ensemble per larger width (masking a narrow
+    # member into a wide ensemble costs the wide member's flops)
+    buckets: dict[int, list[int]] = {}
+    for i, (w, _) in enumerate(members):
+        buckets.setdefault(max(w, SMALL_WIDTH), []).append(i)
+    for idx in buckets.values():
+        net = ReLUMLP(cfg.dim, [members[i][0] for i in idx], cfg.depth,
+                      [1000 * members[i][1] + members[i][0] for i in idx], device=device)
+        result = fit_score(net, law, t, rc, [key * 7919 + 101 * members[i][1] + members[i][0] for i in idx])
+        for j, i in enumerate(idx):
+            errors[i], losses[i] = result.rel_error[j], result.final_loss[j]
+    best = {w: min(errors[i].mean for i, (ww, _) in enumerate(members) if ww == w)
+            for w in cfg.widths}
+    w_star = width_star(list(best), list(best.values()), cfg.target_error)
+    p_star = (math.nan if math.isnan(w_star)
+              else (cfg.dim + 1) * w_star + (cfg.depth - 1) * (w_star + 1) * w_star + (w_star + 1) * cfg.dim)
+    rows = []
+    for i, (w, s) in enumerate(members):
+        est = errors[i]
+        rows.append({"width": w, "depth": cfg.depth, "params": parameter_count(cfg.dim, w, cfg.depth, cfg.dim),
+                     "net_seed": s, "rel_error": est.mean, "rel_error_stderr": est.stderr,
+                     "final_loss": losses[i], "target_error": cfg.target_error,
+                     "width_star": w_star, "params_star": p_star, "steps": cfg.steps,
+                     "parameterisation": cfg.parameterisation})
+    return rows
+
+
+def run_point(point: dict, cfg: Config, device: str) -> list[dict]:
+    truth = true_law(cfg, device)
+    n, t, seed = point["n"], point["t"], point["seed"]
+    data = training_set(truth, n, seed)
+    law = theory.EmpiricalLaw(data) if point["law"] == "empirical" else truth
+    key = zlib.crc32(repr((point["law"], n, float(t), seed)).encode()) % 100_003
+    rows = fit_widths(law, t, cfg, device, key)
+    delta, _, _ = theory.nearest_pair(data)
+    for r in rows:
+        r.update({"d": cfg.dim, "K": cfg.n_components, "sigma_t": float(theory.sigma(t)),
+                  "min_pair_distance": float(delta)})
+    return rows
+
+
+def loglog_slope(x, y) -> tuple[float, float]:
+    """Least-squares slope of log y on log x and its standard error (NaN where < 3 finite points)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if ok.sum() < 2:
+        return math.nan, math.nan
+    lx, ly = np.log(x[ok]), np.log(y[ok])
+    A = np.vstack([lx, np.ones_like(lx)]).T
+    coef, res, *_ = np.linalg.lstsq(A, ly, rcond=None)
+    if ok.sum() < 3:
+        return float(coef[0]), math.nan
+    resid = ly - A @ coef
+    var = resid @ resid / (ok.sum() - 2) / ((lx - lx.mean()) ** 2).sum()
+    return float(coef[0]), float(math.sqrt(var))
+
+
+def summary(table, x: str = "n"):
+    """One row per (law, t, x, seed): W*, params*, and the fitted log-log slopes per (law, t)."""
+    import pandas as pd
+
+    keys = [c for c in ("law", "t", x, "seed") if c in table.columns]
+    ws = table.groupby(keys, as_index=False)[["width_star", "params_star"]].first()
+    slopes = []
+    for (law, t), sub in ws.groupby(["law", "t"]):
+        s, se = loglog_slope(sub[x], sub["width_star"])
+        slopes.append({"law": law, "t": t, "slope": s, "slope_stderr": se})
+    return ws, pd.DataFrame(slopes)
+
+
+def plot(table, cfg: Config):
+    import matplotlib.pyplot as plt
+
+    ws, slopes = summary(table)
+    times = sorted(table["t"].unique())
+    fig, axes = plt.subplots(1, len(times) + 1, figsize=(5.2 * (len(times) + 1), 4.3))
+    for ax, t in zip(axes, times):
+        for law, mark in zip(LAWS, ("o", "s")):
+            sub = ws[(ws["law"] == law) & (ws["t"] == t)].sort_values("n")
+            if sub.empty:
+                continue
+            sl = slopes[(slopes["law"] == law) & (slopes["t"] == t)]["slope"]
+            label = f"{law} score (slope {float(sl.iloc[0]):.2f})" if len(sl) else law
+            ax.plot(sub["n"], sub["width_star"], mark + "-", label=label)
+            missing = sub[sub["width_star"].isna()]
+            if len(missing):
+                ax.plot(missing["n"], [max(cfg.widths)] * len(missing), "x", color="k",
+                        label=f"{law}: target not reached at W <= {max(cfg.widths)}")
+        n_ref = np.array(sorted(table["n"].unique()), float)
+        emp = ws[(ws["law"] == "empirical") & (ws["t"] == t)]["width_star"].dropna()
+        if len(emp):
+            ax.plot(n_ref, float(emp.iloc[0]) * n_ref / n_ref[0], "k:", lw=1, label=r"$\propto n$ (theory)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("training set size n")
+        ax.set_ylabel(f"W* (rel. error <= {cfg.target_error:g})")
+        ax.set_title(f"t = {t:g} ($\\sigma_t$ = {float(theory.sigma(t)):.2f}), d = {cfg.dim}, depth {cfg.depth}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    ax = axes[-1]
+    best = table.groupby(["law", "t", "n", "width"], as_index=False)["rel_error"].min()
+    for (law, t, n), sub in best.groupby(["law", "t", "n"]):
+        if law == "true" and n != best["n"].max():
+            continue
+        ax.plot(sub["width"], sub["rel_error"], ("-" if law == "empirical" else "--"),
+                marker="o", ms=3, label=f"{law}, t={t:g}" + (f", n={n}" if law == "empirical" else ""))
+    ax.axhline(cfg.target_error, color="k", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("width W")
+    ax.set_ylabel(r"relative error $E|s_{net}-s|^2/E|s|^2$ (best seed)")
+    ax.set_title("error against width")
+    ax.legend(fontsize=6, ncol=2)
+    fig.suptitle("Width needed to fit the empirical vs the true score (Thm 5.1)")
+    fig.tight_layout()
+    return fig
