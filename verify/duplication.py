@@ -6,10 +6,11 @@ m copies of points of the pool (chosen at random, with repetition); its empirica
 n_distinct atoms (with unequal weights). At one t, we fit ReLU nets of each width (as ``width_vs_n``) to
 
 * "duplicated": the empirical score of the n points (n_distinct distinct), and
-* "distinct": the empirical score of the n_distinct pool alone,
+* "distinct": the empirical score of n_distinct distinct points, for n_distinct = n - m (the pool alone)
+  and, as the control, n_distinct = n (the pool plus m fresh points),
 
-and report W*, the smallest width reaching the target relative error. The corollary predicts that W*
-follows n - m (= n_distinct) and not n. The memorization fraction of a *trained diffusion model* on these
+and report W*, the smallest width reaching the target relative error. The corollary predicts that W* of a
+duplicated set follows n - m (= n_distinct) and not n. The memorization fraction of a *trained diffusion model* on these
 sets belongs to the DSM-training code (issue 5) and is owed; it is not measured here.
 
 Columns: kind, n, m, n_distinct, t, width, depth, params, net_seed, rel_error, rel_error_stderr,
@@ -70,13 +71,15 @@ ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 70, "paper": 4 * 3600}  # cpu: 114 s mea
 
 
 def grid(cfg: Config) -> list[dict]:
+    """Duplicated sets (k distinct + m = f k copies) and, as controls, distinct sets of every size k and
+    k + m (nested: the first points of one stream), so each duplicated set sits between W*(n - m) and W*(n)."""
+    sizes = sorted({k * (1 + f) for k in cfg.n_distinct for f in (0,) + tuple(cfg.copies_factor)})
     pts = []
     for t in cfg.times:
-        for k in cfg.n_distinct:
-            for s in cfg.data_seeds:
-                pts.append({"kind": "distinct", "n_distinct": k, "m": 0, "t": t, "seed": s})
-                pts += [{"kind": "duplicated", "n_distinct": k, "m": f * k, "t": t, "seed": s}
-                        for f in cfg.copies_factor]
+        for s in cfg.data_seeds:
+            pts += [{"kind": "distinct", "n_distinct": k, "m": 0, "t": t, "seed": s} for k in sizes]
+            pts += [{"kind": "duplicated", "n_distinct": k, "m": f * k, "t": t, "seed": s}
+                    for k in cfg.n_distinct for f in cfg.copies_factor]
     return pts
 
 

@@ -1,112 +1,21 @@
-"""The claims-vs-measured report: one row per claim of the paper, its verdict computed from the tables.
-
-Each :class:`Claim` names the paper's statement, where it is in the paper, the verify module whose table
-decides it, and a ``judge`` function that reads that table and returns a
-:class:`Finding` (the measured value(s) as text, and whether the rule is met); the judge's docstring
-states the rule after ``Rule:``, and the report prints it. Verdicts are never typed
-in: ``write_report`` reads the CSV files and applies the rules; a missing table gives "not run at this
-preset". To add a claim, append a :class:`Claim` to ``CLAIMS``.
-"""
+"""The claims-vs-measured report: one row per claim of the paper (verify.claims), its verdict computed from
+the tables. Verdicts are never typed in: ``write_report`` reads the CSV files and applies each claim's
+rule; a missing table (or one from another preset) gives "not run at this preset"."""
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import time
 from pathlib import Path
-from typing import Callable, NamedTuple
 
-import numpy as np
 import pandas as pd
 
+from .claims import CLAIMS, Claim
 from .runner import atomic_write, output_paths
 
 HOLDS, FAILS, NOT_RUN, INCONCLUSIVE = "holds", "does not hold", "not run at this preset", "inconclusive"
 
 
-class Finding(NamedTuple):
-    measured: str
-    holds: bool | None  # None: the table cannot decide (too few points)
-
-
-@dataclasses.dataclass(frozen=True)
-class Claim:
-    claim: str
-    where: str
-    module: str
-    judge: Callable[[pd.DataFrame], Finding]
-
-    @property
-    def rule(self) -> str:
-        """The rule in words: the judge's docstring from ``Rule:`` on."""
-        doc = self.judge.__doc__ or ""
-        return " ".join(doc.split("Rule:", 1)[-1].split())
-
-
-def _ok(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows without an error."""
-    return table[table["error"].isna()] if "error" in table.columns else table
-
-
-def fit_slope(x, y) -> float:
-    """Least-squares slope of log y against log x (positive values only)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
-    if keep.sum() < 2 or np.ptp(np.log(x[keep])) == 0:
-        return float("nan")
-    return float(np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)[0])
-
-
-def _fmt(x: float, digits: int = 3) -> str:
-    return "nan" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
-
-
-# --------------------------------------------------------------------------------------------- rules
-def judge_lipschitz_blowup(table: pd.DataFrame) -> Finding:
-    """Rule: at t <= 1e-3 the empirical score's Lipschitz constant grows like sigma_t^-4 (fitted log-log
-    slope against sigma_t^2 in [-2.5, -1.5]), exceeds the true score's by >= 100x at the smallest t, and
-    never falls below the rigorous two-atom lower bounds (closest pair, and best nearest-neighbour pair)."""
-    t = _ok(table)
-    small = t[t["t"] <= 1e-3].groupby("t")[["sigma2_t", "lip_empirical", "lip_true"]].mean().reset_index()
-    if len(small) < 2:
-        return Finding("fewer than 2 times t <= 1e-3", None)
-    slope = fit_slope(small["sigma2_t"], small["lip_empirical"])
-    first = small.iloc[0]
-    ratio = first["lip_empirical"] / first["lip_true"]
-    bounds = [c for c in ("bound_empirical", "bound_empirical_neighbours") if c in t.columns]
-    bound_ok = bool(all((t["lip_empirical"] >= t[c] * (1 - 1e-9)).all() for c in bounds))
-    text = (f"slope of Lip(emp) vs sigma_t^2 = {_fmt(slope)} (theory -2); Lip(emp)/Lip(true) = "
-            f"{_fmt(ratio)} at t = {_fmt(first['t'])}; bounds respected in all rows: {bound_ok}")
-    if "bound_empirical_neighbours" in t.columns:
-        at = t[t["t"] == t["t"].min()]
-        tight = float((at["lip_empirical"] / at["bound_empirical_neighbours"]).max())
-        loose = float((at["lip_empirical"] / at["bound_empirical"]).max())
-        text += f"; measured / bound at smallest t: {_fmt(tight)} (best pair), {_fmt(loose)} (closest pair)"
-    holds = (-2.5 <= slope <= -1.5) and ratio >= 100 and bound_ok
-    return Finding(text, holds)
-
-
-def judge_gaussian_lipschitz(table: pd.DataFrame) -> Finding:
-    """Rule: for a Gaussian true law, the measured max Hessian norm equals 1/(sigma_t^2 + alpha_t^2
-    lambda_min) to 1e-6 relative at every t."""
-    t = _ok(table)
-    g = t[t["law"] == "gaussian"]
-    if g.empty:
-        return Finding("no Gaussian rows", None)
-    err = float((g["lip_true"] / g["lip_true_analytic"] - 1).abs().max())
-    return Finding(f"max relative error {_fmt(err)} over {len(g)} rows", err <= 1e-6)
-
-
-CLAIMS: list[Claim] = [
-    Claim("Empirical score's Lipschitz constant blows up like sigma_t^-4 min|x_i - x_j|^2 as t -> 0",
-          "Sec. 5 (smoothness)", "lipschitz_vs_t", judge_lipschitz_blowup),
-    Claim("A Gaussian's score has Lipschitz constant 1/(sigma_t^2 + alpha_t^2 lambda_min(Sigma))",
-          "Sec. 5 (smoothness)", "lipschitz_vs_t", judge_gaussian_lipschitz),
-]
-
-
-# --------------------------------------------------------------------------------------------- report
 def evaluate(preset: str, out=None, claims: list[Claim] | None = None) -> pd.DataFrame:
     """Apply every claim's rule to its module's table; one row per claim."""
     rows = []
