@@ -231,3 +231,21 @@ def test_seed_mean_takes_the_larger_of_propagated_and_spread_errors():
     assert out["se"] == pytest.approx(np.std([0.0, 1.0], ddof=1) / math.sqrt(2))
     t["v"] = [0.5, 0.5]
     assert claims.seed_mean(t, "g", "v", "se").iloc[0]["se"] == pytest.approx(math.sqrt(2) * 0.01 / 2)
+
+
+def _duplication_memorization_table(follows_distinct: bool) -> pd.DataFrame:
+    mem = {8: 0.4, 16: 0.2, 32: 0.1}
+    rows = [{"kind": "memorization", "data": "distinct", "n_distinct": k, "m": 0, "seed": 0,
+             "mem_fraction": v, "mem_fraction_se": 0.02} for k, v in mem.items()]
+    for m in (8, 24):
+        v = 0.37 if follows_distinct else mem[8 + m] * 1.05
+        rows.append({"kind": "memorization", "data": "duplicated", "n_distinct": 8, "m": m, "seed": 0,
+                     "mem_fraction": v, "mem_fraction_se": 0.02})
+    return pd.concat([_duplication_table(True), pd.DataFrame(rows)], ignore_index=True)
+
+
+def test_duplication_memorization_verdict_flips():
+    assert claims.judge_duplication_memorization(_duplication_memorization_table(True)).holds is True
+    assert claims.judge_duplication_memorization(_duplication_memorization_table(False)).holds is False
+    # the width rule ignores the memorization rows
+    assert claims.judge_duplication(_duplication_memorization_table(False)).holds is True

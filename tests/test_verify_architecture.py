@@ -36,8 +36,12 @@ def test_width_vs_n_smoke(tmp_path):
 def test_duplication_smoke(tmp_path):
     table = runner.run_module(duplication, "smoke", out=tmp_path, quiet=True)
     assert COMMON | {"kind", "m", "n_distinct"} <= set(table.columns)
-    assert set(table["kind"]) == {"distinct", "duplicated"}
+    assert set(table["kind"]) == {"distinct", "duplicated", "memorization"}
     assert ((table["n"] - table["m"]) == table["n_distinct"]).all()
+    mem = table[table["kind"] == "memorization"]
+    assert {"data", "mem_fraction", "mem_fraction_se"} <= set(mem.columns)
+    assert len(mem) == len(duplication.data_sets(duplication.PRESETS["smoke"]))
+    assert mem["mem_fraction"].between(0, 1).all()
     assert (tmp_path / "duplication.png").exists()
 
 

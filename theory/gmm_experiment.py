@@ -45,13 +45,14 @@ class GMMDefaults:
 def run_group(*, dim: int, n_components: int, width: int, members: Sequence[dict], train_cfg: TrainConfig,
               defaults: GMMDefaults = GMMDefaults(), mixture_seed: int = 0, device="cpu",
               keep_samples: bool = False) -> list[dict]:
-    """Train one ensemble (one row of ``members`` per net: keys seed, n, weight_decay) and measure
-    every member. Returns one dict per member (with 'samples' and 'train' tensors if keep_samples)."""
+    """Train one ensemble (one row of ``members`` per net: keys seed, n, and optionally weight_decay and
+    copies, the number of exact duplicates among the n, see ``training_set``) and measure every member.
+    Returns one dict per member (with 'samples' and 'train' tensors if keep_samples)."""
     trace = defaults.trace if defaults.trace is not None else dim / 4
     truth = paper_mixture(n_components, dim, separation=defaults.separation, trace=trace, seed=mixture_seed,
                           device=device)
     n_max = max(int(m["n"]) for m in members)
-    sets = [truth.sample(n_max, 0.0, torch.Generator(device=device).manual_seed(10_000 + int(m["seed"])))
+    sets = [training_set(truth, n_max, int(m["seed"]), int(m["n"]), int(m.get("copies", 0)))
             for m in members]
     data = torch.stack(sets)
     var = float(data[0].var(0).mean())
@@ -85,7 +86,8 @@ def run_group(*, dim: int, n_components: int, width: int, members: Sequence[dict
         ll = loglik[e * defaults.n_test:(e + 1) * defaults.n_test]
         row = {"d": dim, "K": n_components, "n": int(m["n"]), "width": width, "depth": defaults.depth,
                "params": net.parameters_per_member, "weight_decay": float(m.get("weight_decay", 0.0)),
-               "seed": int(m["seed"]), "mem_fraction": mem.mean, "mem_fraction_se": mem.stderr,
+               "seed": int(m["seed"]), "copies": int(m.get("copies", 0)),
+               "mem_fraction": mem.mean, "mem_fraction_se": mem.stderr,
                "sample_logp_true": float(truth.log_prob(samples, 0.0).mean()),
                "sample_logp_true_se": float(truth.log_prob(samples, 0.0).std() / G ** 0.5),
                "test_loglik": float(ll.mean()), "test_loglik_se": float(ll.std() / len(ll) ** 0.5),
@@ -102,6 +104,20 @@ def run_group(*, dim: int, n_components: int, width: int, members: Sequence[dict
             row["samples"], row["train"] = samples, train_e
         rows.append(row)
     return rows
+
+
+def training_set(truth, n_max: int, seed: int, n: int, copies: int = 0) -> torch.Tensor:
+    """n_max points whose first n are the member's training set: the first n - copies draws of the seed's
+    stream followed by ``copies`` exact copies of them (chosen uniformly with repetition; 0: n fresh draws,
+    so sets of one seed are nested). Rows past n are fresh draws, unused in training."""
+    if not 0 <= copies < n <= n_max:
+        raise ValueError(f"need 0 <= copies < n <= n_max, got copies={copies}, n={n}, n_max={n_max}")
+    pts = truth.sample(n_max, 0.0, torch.Generator(device=truth.device).manual_seed(10_000 + seed))
+    if copies:
+        g = torch.Generator().manual_seed(30_000 + seed)
+        idx = torch.randint(n - copies, (copies,), generator=g).to(pts.device)
+        pts = torch.cat([pts[: n - copies], pts[idx], pts[n:]])
+    return pts
 
 
 def _member_fn(fn, E: int, e: int, dim: int):

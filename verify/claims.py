@@ -210,25 +210,53 @@ def _log_distance(a: float, b: float) -> float:
     return math.inf if math.isinf(a) or math.isinf(b) else abs(math.log(a) - math.log(b))
 
 
+def _follows_distinct(table: pd.DataFrame, value: str, what: str, se: str | None = None) -> Finding:
+    """For each duplicated set (n_distinct + m copies): is ``value`` closer in log to the n_distinct-point
+    distinct set's than to the n-point distinct set's? (NaN counts as above the grid.) With ``se``, a set
+    whose two controls differ by less than 2 combined standard errors cannot discriminate and is skipped."""
+    cols = ["kind", "n_distinct", "m", "seed"] + (["t"] if "t" in table.columns else [])
+    ws = table.groupby(cols, as_index=False, dropna=False)[[value] + ([se] if se else [])].first()
+    key = [c for c in cols if c not in ("kind", "n_distinct", "m")]
+    distinct = ws[ws["kind"] == "distinct"].set_index(["n_distinct"] + key)
+    parts, verdicts = [], []
+    for r in ws[ws["kind"] == "duplicated"].to_dict("records"):
+        rest = tuple(r[c] for c in key)
+        k, n = (r["n_distinct"],) + rest, (r["n_distinct"] + r["m"],) + rest
+        if k not in distinct.index or n not in distinct.index:
+            continue
+        w_k, w_n, w = float(distinct.loc[k, value]), float(distinct.loc[n, value]), float(r[value])
+        text = (f"{r['n_distinct']}+{r['m']} copies: {_fmt(w)} vs {r['n_distinct']} distinct {_fmt(w_k)}, "
+                f"{r['n_distinct'] + r['m']} distinct {_fmt(w_n)}")
+        if se and abs(w_k - w_n) <= 2 * math.hypot(distinct.loc[k, se], distinct.loc[n, se]):
+            parts.append(text + " (controls indistinguishable: not judged)")
+            continue
+        verdicts.append(_log_distance(w, w_k) < _log_distance(w, w_n))
+        parts.append(text)
+    if not verdicts:
+        return Finding(f"{what}: no duplicated set with two distinguishable distinct controls; " + "; ".join(parts),
+                       None)
+    return Finding(f"{what}: " + "; ".join(parts), all(verdicts))
+
+
 def judge_duplication(table: pd.DataFrame) -> Finding:
     """Rule: for every data set of n points with m exact copies, the width W* needed for its empirical
     score is closer (in log) to W* of its n - m distinct points than to W* of n distinct points (a target
     not reached within the width grid counts as above it)."""
     t = _ok(table)
-    ws = t.groupby(["kind", "n_distinct", "m", "t", "seed"], as_index=False)["width_star"].first()
-    distinct = ws[ws["kind"] == "distinct"].set_index(["n_distinct", "t", "seed"])["width_star"]
-    parts, verdicts = [], []
-    for r in ws[ws["kind"] == "duplicated"].itertuples():
-        k, n = (r.n_distinct, r.t, r.seed), (r.n_distinct + r.m, r.t, r.seed)
-        if k not in distinct.index or n not in distinct.index:
-            continue
-        w_k, w_n = float(distinct[k]), float(distinct[n])
-        verdicts.append(_log_distance(r.width_star, w_k) < _log_distance(r.width_star, w_n))
-        parts.append(f"{r.n_distinct}+{r.m} copies: {_fmt(r.width_star)} vs {r.n_distinct} distinct "
-                     f"{_fmt(w_k)}, {r.n_distinct + r.m} distinct {_fmt(w_n)}")
-    if not verdicts:
-        return Finding("no duplicated set with both distinct controls", None)
-    return Finding("W*: " + "; ".join(parts) + " (nan: above the width grid)", all(verdicts))
+    return _follows_distinct(t[t["kind"].isin(["distinct", "duplicated"])], "width_star",
+                             "W* (nan: above the width grid)")
+
+
+def judge_duplication_memorization(table: pd.DataFrame) -> Finding:
+    """Rule: for every data set of n points with m exact copies, the memorization fraction of a diffusion
+    model trained on it is closer (in log) to that of a model trained on its n - m distinct points than to
+    that of one trained on n distinct points; sets whose two controls differ by less than 2 combined
+    standard errors cannot tell the two apart and are not judged."""
+    t = _ok(table)
+    if "data" not in t.columns or not (t["kind"] == "memorization").any():
+        return Finding("no memorization rows", None)
+    mem = t[t["kind"] == "memorization"].assign(kind=lambda f: f["data"])
+    return _follows_distinct(mem, "mem_fraction", "memorization fraction", se="mem_fraction_se")
 
 
 # --------------------------------------------------------------------------------------------- memorization
@@ -340,6 +368,9 @@ CLAIMS: list[Claim] = [
           "Thm 5.1", "width_vs_n", judge_width_slopes),
     Claim("m exact duplicates among n samples make the empirical score as easy to fit as n - m distinct ones",
           "Thm 5.1, corollary on duplicates", "duplication", judge_duplication),
+    Claim("Duplicates shrink the effective n: a model trained on n points with m copies memorizes like one "
+          "trained on n - m distinct points", "Sec. 5, after Thm 5.1", "duplication",
+          judge_duplication_memorization),
     Claim("Empirical score's Lipschitz constant blows up like sigma_t^-4 min|x_i - x_j|^2 as t -> 0",
           "Sec. 5 (smoothness)", "lipschitz_vs_t", judge_lipschitz_blowup),
     Claim("A Gaussian's score has Lipschitz constant 1/(sigma_t^2 + alpha_t^2 lambda_min(Sigma))",
