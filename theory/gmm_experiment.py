@@ -44,10 +44,11 @@ class GMMDefaults:
 
 def run_group(*, dim: int, n_components: int, width: int, members: Sequence[dict], train_cfg: TrainConfig,
               defaults: GMMDefaults = GMMDefaults(), mixture_seed: int = 0, device="cpu",
-              keep_samples: bool = False) -> list[dict]:
+              keep_samples: bool = False, checkpoint=None) -> list[dict]:
     """Train one ensemble (one row of ``members`` per net: keys seed, n, and optionally weight_decay and
     copies, the number of exact duplicates among the n, see ``training_set``) and measure every member.
-    Returns one dict per member (with 'samples' and 'train' tensors if keep_samples)."""
+    Returns one dict per member (with 'samples' and 'train' tensors if keep_samples). ``checkpoint``: a
+    path where training keeps a resumable checkpoint (``theory.training.train``), or None."""
     trace = defaults.trace if defaults.trace is not None else dim / 4
     truth = paper_mixture(n_components, dim, separation=defaults.separation, trace=trace, seed=mixture_seed,
                           device=device)
@@ -59,7 +60,8 @@ def run_group(*, dim: int, n_components: int, width: int, members: Sequence[dict
     net = ScoreNet(dim, width, defaults.depth, seeds=[int(m["seed"]) for m in members],
                    frequencies=DEFAULT_FREQUENCIES, data_variance=var).to(device)
     result = train(net, data.float(), train_cfg, n_per_member=[int(m["n"]) for m in members],
-                   weight_decay=[float(m.get("weight_decay", train_cfg.weight_decay)) for m in members])
+                   weight_decay=[float(m.get("weight_decay", train_cfg.weight_decay)) for m in members],
+                   checkpoint=checkpoint)
     load_ema(net, result.ema)
     net.eval()
     fn = net.flat_score()

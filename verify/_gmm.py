@@ -10,6 +10,8 @@ import numpy as np
 from theory.gmm_experiment import GMMDefaults, run_group
 from theory.training import TrainConfig
 
+from .runner import checkpoint_path
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -43,8 +45,10 @@ def run_point(point: dict, cfg: Config, device: str, keep_samples: bool = False)
                      warmup=min(100, cfg.steps // 10 + 1))
     gd = GMMDefaults(n_generated=cfg.n_generated, n_test=cfg.n_test, sample_steps=cfg.sample_steps,
                      loglik_steps=cfg.loglik_steps, index_samples=cfg.index_samples)
+    ckpt = checkpoint_path("gmm", {"config": dataclasses.asdict(cfg), "point": point, "device": str(device)})
     rows = run_group(dim=point["d"], n_components=cfg.n_components, width=point["width"], members=members,
-                     train_cfg=tc, defaults=gd, device=device, keep_samples=keep_samples)
+                     train_cfg=tc, defaults=gd, device=device, keep_samples=keep_samples, checkpoint=ckpt)
+    ckpt.unlink(missing_ok=True)  # the rows are about to be saved: the checkpoint has served
     for r in rows:
         r["kind"] = "summary"
     return rows

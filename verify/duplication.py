@@ -38,6 +38,7 @@ import theory
 from theory.gmm_experiment import GMMDefaults, run_group
 from theory.training import TrainConfig
 from verify import width_vs_n
+from verify.runner import checkpoint_path
 
 NAME = "duplication"
 CLAIM = "m exact duplicates among n samples make the empirical score as easy as n - m distinct ones (Thm 5.1 corollary)"
@@ -115,8 +116,10 @@ def memorization_rows(cfg: Config, seed: int, device: str) -> list[dict]:
     gd = GMMDefaults(separation=cfg.separation, trace=cfg.trace, n_generated=cfg.memorization_samples,
                      n_test=min(100, cfg.memorization_samples), sample_steps=40, loglik_steps=4,
                      index_times=(), index_samples=1)
+    ckpt = checkpoint_path(NAME, {"config": dataclasses.asdict(cfg), "seed": seed, "device": str(device)})
     rows = run_group(dim=cfg.dim, n_components=cfg.n_components, width=cfg.memorization_width, members=members,
-                     train_cfg=tc, defaults=gd, device=device)
+                     train_cfg=tc, defaults=gd, device=device, checkpoint=ckpt)
+    ckpt.unlink(missing_ok=True)
     keep = ("params", "mem_fraction", "mem_fraction_se", "sample_logp_true", "final_loss", "train_steps")
     return [{"kind": "memorization", "data": "duplicated" if d["m"] else "distinct", "n_distinct": d["n_distinct"],
              "m": d["m"], "n": d["n_distinct"] + d["m"], "d": cfg.dim, "width": cfg.memorization_width,

@@ -12,6 +12,7 @@ A module is a grid of points; each point produces one or more table rows. The ru
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import json
 import os
@@ -52,6 +53,15 @@ def output_paths(name: str, preset: str, out: str | os.PathLike | None) -> Paths
         return Paths(base / f"{name}.csv", base / f"{name}.png", base / f"{name}.config.json")
     return Paths(REPO_ROOT / "data" / "results" / f"{name}.csv", REPO_ROOT / "figures" / f"{name}.png",
                  REPO_ROOT / "data" / "results" / f"{name}.config.json")
+
+
+def checkpoint_path(kind: str, key) -> Path:
+    """Where a long training run keeps its resumable checkpoint: ``$MEMSEP_CHECKPOINTS`` (default
+    ``checkpoints/`` in the repository, git-ignored) / kind / <hash of ``key``>.pt, where ``key`` (any
+    JSON-able value: the configuration and grid point) identifies the run."""
+    root = Path(os.environ.get("MEMSEP_CHECKPOINTS") or (REPO_ROOT / "checkpoints"))
+    tag = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return root / kind / f"{tag}.pt"
 
 
 def atomic_write(path: Path, write) -> None:
