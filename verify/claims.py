@@ -176,7 +176,9 @@ def judge_lossgap_rate(table: pd.DataFrame) -> Finding:
     ok = (fits["slope"] - fits["minus_one_over_d"]).abs() <= 0.1 + 2 * fits["slope_se"]
     parts = [f"d={int(r.d)}, t={_fmt(r.t)}: {r.slope:.2f}±{r.slope_se:.2f} (-1/d = {-1 / r.d:.2f})"
              for r in fits.itertuples()]
-    return Finding("fitted exponents " + "; ".join(parts), bool(ok.all()))
+    near_one = int(((fits["slope"] + 1).abs() <= 0.1 + 2 * fits["slope_se"]).sum())
+    return Finding("fitted exponents " + "; ".join(parts) + f"; {near_one} of {len(fits)} are within the same "
+                   "tolerance of -1 (the fixed-t variance rate of a kernel estimate)", bool(ok.all()))
 
 
 # --------------------------------------------------------------------------------------------- architecture
