@@ -39,6 +39,25 @@ def test_fid_of_a_set_with_itself_is_zero_and_of_a_shift_is_the_shift():
     assert fid(f, f + 0.5) == pytest.approx(6 * 0.25, rel=1e-6)
 
 
+@pytest.mark.parametrize("n_a, n_b, dim", [(40, 25, 6), (7, 12, 30), (50, 9, 20)])
+def test_fid_by_factors_equals_sqrtm_of_the_covariances(n_a, n_b, dim):
+    # N > F, N < F (singular covariances, as 32 samples of 2048 Inception features) and mixed
+    g = torch.Generator().manual_seed(n_a)
+    fa = torch.randn(n_a, dim, generator=g, dtype=torch.float64) @ torch.randn(dim, dim, generator=g, dtype=torch.float64)
+    fb = 0.7 * torch.randn(n_b, dim, generator=g, dtype=torch.float64) + 0.3
+    stats = [np.mean(f.numpy(), 0) for f in (fa, fb)], [np.cov(f.numpy(), rowvar=False) for f in (fa, fb)]
+    (mu_a, mu_b), (c_a, c_b) = stats
+    # reference: eigenvalues of C_a C_b (similar to the PSD C_a^1/2 C_b C_a^1/2), clipped at 0 for round-off
+    w, v = np.linalg.eigh(c_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ c_b @ root_a), 0, None)).sum()
+    expected = np.sum((mu_a - mu_b) ** 2) + np.trace(c_a) + np.trace(c_b) - 2 * trace_sqrt
+    assert fid(fa, fb) == pytest.approx(expected, rel=1e-7, abs=1e-8)
+    assert fid(fa, fb) == pytest.approx(fid(fb, fa), rel=1e-10)
+    if n_a > dim and n_b > dim:                     # nonsingular: sqrtm of the product agrees too
+        assert fid(fa, fb) == pytest.approx(frechet_distance(mu_a, c_a, mu_b, c_b), rel=1e-7)
+
+
 def test_precision_recall_are_not_swapped():
     g = torch.Generator().manual_seed(0)
     real = torch.randn(400, 4, generator=g, dtype=torch.float64)

@@ -43,6 +43,8 @@ def test_smoke_end_to_end(tiny_data):
     for col in ("precision", "recall", "memorization"):
         assert table[col].between(0, 1).all()
     assert np.isfinite(table["fid"]).all() and (table["fid"] > -1e-6).all()
+    # 16 held-out images (32..47) score the FID floor, the same value on every row
+    assert np.isfinite(table["fid_real"]).all() and table["fid_real"].nunique() == 1
     assert (out / "cifar_pruning.csv").exists() and (out / "cifar_pruning.png").stat().st_size > 10_000
     with np.load(out / "cifar_pruning_samples_seed0.npz") as f:
         assert f["pruned_samples"].shape == (cfg.n_figure, 32, 32, 3) and f["pruned_samples"].dtype == np.uint8

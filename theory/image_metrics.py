@@ -10,8 +10,17 @@ FID (Heusel et al. 2017) between feature sets with means mu_1, mu_2 and covarian
 
     FID = |mu_1 - mu_2|^2 + tr(C_1 + C_2 - 2 (C_1 C_2)^{1/2}),
 
-computed in float64 with ``scipy.linalg.sqrtm`` (we do not use torchmetrics: its FID wants its own
-input conventions and a dependency; the formula is a few lines and is tested against a closed form).
+computed in float64 (we do not use torchmetrics: its FID wants its own input conventions and a dependency;
+the formula is a few lines and is tested against a closed form). From covariances, ``frechet_distance``
+uses ``scipy.linalg.sqrtm``. From features, ``fid`` uses the factors instead: with a = (f_1 - mu_1) /
+sqrt(N_1 - 1) (so C_1 = a^T a) and b likewise, the nonzero eigenvalues of C_1 C_2 = a^T a b^T b are those
+of (a b^T)(a b^T)^T, so
+
+    tr (C_1 C_2)^{1/2} = || a b^T ||_*     (nuclear norm: the sum of singular values),
+
+exact, and with a, b first reduced to R factors of their QR (R^T R = a^T a) when N > F, an SVD of at
+most min(N_1, F) x min(N_2, F): milliseconds for 100 samples of 2048 Inception features where sqrtm of a
+2048 x 2048 product takes ~15 s on one core and loses accuracy on the singular products of N < F.
 
 Improved precision and recall (Kynkaanniemi et al. 2019): each set's manifold is the union of balls
 around its points with radius the distance to the point's k-th nearest neighbour in the same set
@@ -93,9 +102,25 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
     return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(covmean))
 
 
+def _covariance_factor(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (F,) and a factor g with g^T g the unbiased covariance: g = (f - mu) / sqrt(N - 1), replaced
+    by the R of its QR (F x F) when N > F. Float64."""
+    if features.ndim != 2 or features.shape[0] < 2:
+        raise ValueError(f"features must have shape (N >= 2, F), got {tuple(features.shape)}")
+    f = features.double().cpu()
+    mu = f.mean(0)
+    g = (f - mu) / (f.shape[0] - 1) ** 0.5
+    return mu, (torch.linalg.qr(g, mode="r").R if g.shape[0] > g.shape[1] else g)
+
+
 def fid(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
-    """Frechet distance between two feature sets (N_a, F), (N_b, F)."""
-    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+    """Frechet distance between two feature sets (N_a, F), (N_b, F), by factors (module docstring):
+    |mu_a - mu_b|^2 + |a|_F^2 + |b|_F^2 - 2 |a b^T|_*."""
+    (mu_a, a), (mu_b, b) = _covariance_factor(features_a), _covariance_factor(features_b)
+    if mu_a.shape != mu_b.shape:
+        raise ValueError(f"feature dimensions disagree: {tuple(features_a.shape)}, {tuple(features_b.shape)}")
+    trace_sqrt = torch.linalg.svdvals(a @ b.T).sum()
+    return float((mu_a - mu_b).pow(2).sum() + a.pow(2).sum() + b.pow(2).sum() - 2 * trace_sqrt)
 
 
 def manifold_radii(features: torch.Tensor, k: int = 3) -> torch.Tensor:

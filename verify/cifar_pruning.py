@@ -13,7 +13,9 @@ A pixel-space DiT (theory.dit) is trained on the first n exact CIFAR-10 training
 All three sample from the same initial noise (probability-flow ODE, then one Tweedie denoising step at
 t0), quantised to uint8, and are scored by the memorization fraction (d1/d2 < 1/3 against the training
 images, pixel space, exact), improved precision / recall (k = 3) and FID on features of
-``feature_network`` against ``reference`` (see the protocol columns). One row per (variant, seed); the
+``feature_network`` against ``reference`` (see the protocol columns); ``fid_real`` is the FID of as many
+held-out real images (the exact training images after the first max(n_train, n_reference)), the floor
+that FID from this few samples can reach. One row per (variant, seed); the
 figure and the printed summary aggregate mean and std over seeds. The original model is trained once
 (seed ``train_seed``) and shared by the seeds; seeds vary the importance draws, the random pruning, the
 fine-tuning batches and the samples. Checkpoints (resumable) go to ``$MEMSEP_CHECKPOINTS`` (default
@@ -85,6 +87,9 @@ class Config:
     feature_network: str         # "inception" (FID Inception pool3) or "pooled_pixels" (4x4-pooled stand-in)
     reference: str               # "train_exact": the first n_reference exact training images
     n_reference: int
+    precondition: str = "gaussian"   # theory.dit: "gaussian" (EDM-style skip; a briefly trained plain DiT's
+                                     # eps errors at t ~ T blow up in the sampler) or "none" (the plain DiT)
+    data_std: float = 0.5
     t0: float = 1e-3
     T: float = 10.0
     train_seed: int = 0
@@ -96,28 +101,32 @@ class Config:
 
 
 PRESETS = {
-    "smoke": Config(n_train=48, patch=8, width=32, depth=2, heads=2, freq_dim=32, train_steps=30,
+    "smoke": Config(n_train=32, patch=8, width=32, depth=2, heads=2, freq_dim=32, train_steps=30,
                     batch_size=16, lr=2e-3, ema_decay=0.9, train_chunk_steps=10_000, importance_draws=1,
                     importance_batch=8, importance_beta=(0.8, 2.0), prune_ratio=0.25, prune_which="least",
                     finetune_steps=5, finetune_lr=1e-3, finetune_ema_decay=0.5, n_samples=16, sampler="ode",
                     sampler_steps=4, sample_batch=16, feature_network="pooled_pixels",
-                    reference="train_exact", n_reference=48, seeds=(0,), n_figure=4),
-    "cpu": Config(n_train=256, patch=4, width=64, depth=4, heads=4, freq_dim=64, train_steps=500,
-                  batch_size=32, lr=1e-3, ema_decay=0.99, train_chunk_steps=10_000, importance_draws=2,
+                    reference="train_exact", n_reference=32, seeds=(0,), n_figure=4),
+    # 64 images, 1,200 steps (~1.5 min on one core): blurry, blocky colour layouts (FID ~350 from 32 samples,
+    # where real held-out images score ~230 and noise ~460); too short to memorize. 32 ODE steps: the
+    # sampler shrinks a Gaussian by 1.5% (7.6% at 16 steps; tests/test_dit.py).
+    "cpu": Config(n_train=64, patch=4, width=64, depth=4, heads=4, freq_dim=64, train_steps=1200,
+                  batch_size=32, lr=2e-3, ema_decay=0.99, train_chunk_steps=10_000, importance_draws=2,
                   importance_batch=32, importance_beta=(0.8, 2.0), prune_ratio=0.2, prune_which="least",
-                  finetune_steps=60, finetune_lr=2e-4, finetune_ema_decay=0.9, n_samples=32, sampler="ode",
-                  sampler_steps=16, sample_batch=32, feature_network="inception", reference="train_exact",
-                  n_reference=96, seeds=(0, 1)),
+                  finetune_steps=60, finetune_lr=4e-4, finetune_ema_decay=0.9, n_samples=32, sampler="ode",
+                  sampler_steps=32, sample_batch=32, feature_network="inception", reference="train_exact",
+                  n_reference=64, seeds=(0, 1)),
     # DiT-S/2 (33M parameters, 72 heads) on all 5,000 images, long enough to memorize strongly; about
-    # 4-10 GPU-hours at 200k steps, trained in resumable chunks of 5k steps (minutes each; rerun to continue). Owed.
+    # 4-10 GPU-hours at 200k steps, trained in resumable chunks of 5k steps (minutes each; rerun to continue).
+    # The plain DiT of the paper (no preconditioning). Owed.
     "paper": Config(n_train=5000, patch=2, width=384, depth=12, heads=6, freq_dim=256, train_steps=200_000,
                     batch_size=128, lr=1e-4, ema_decay=0.9999, train_chunk_steps=5_000, importance_draws=64,
                     importance_batch=128, importance_beta=(0.8, 2.0), prune_ratio=0.2, prune_which="least",
                     finetune_steps=5000, finetune_lr=5e-5, finetune_ema_decay=0.999, n_samples=10_000,
                     sampler="ode", sampler_steps=100, sample_batch=500, feature_network="inception",
-                    reference="train_exact", n_reference=5000, seeds=(0, 1, 2, 3, 4)),
+                    reference="train_exact", n_reference=5000, precondition="none", seeds=(0, 1, 2, 3, 4)),
 }
-ESTIMATED_RUNTIME = {"smoke": 15, "cpu": 240, "paper": 12 * 3600}
+ESTIMATED_RUNTIME = {"smoke": 15, "cpu": 195, "paper": 12 * 3600}   # cpu: measured 192 s on 2 shared cores
 
 
 def grid(cfg: Config) -> list[dict]:
@@ -125,14 +134,15 @@ def grid(cfg: Config) -> list[dict]:
 
 
 def dit_config(cfg: Config) -> DiTConfig:
-    return DiTConfig(patch=cfg.patch, width=cfg.width, depth=cfg.depth, heads=cfg.heads, freq_dim=cfg.freq_dim)
+    return DiTConfig(patch=cfg.patch, width=cfg.width, depth=cfg.depth, heads=cfg.heads, freq_dim=cfg.freq_dim,
+                     precondition=cfg.precondition, data_std=cfg.data_std)
 
 
 def checkpoint_dir(cfg: Config) -> Path:
     """``$MEMSEP_CHECKPOINTS``/cifar_pruning/<hash of what the original model depends on>."""
     root = Path(os.environ.get("MEMSEP_CHECKPOINTS") or (cifar.REPO_ROOT / "checkpoints"))
     keys = ("n_train", "patch", "width", "depth", "heads", "freq_dim", "train_steps", "batch_size", "lr",
-            "ema_decay", "t0", "T", "train_seed")
+            "ema_decay", "t0", "T", "train_seed", "precondition", "data_std")
     tag = hashlib.sha1(json.dumps({k: getattr(cfg, k) for k in keys}).encode()).hexdigest()[:10]
     return root / NAME / tag
 
@@ -151,17 +161,38 @@ def _features(images: torch.Tensor, cfg: Config, device: str) -> torch.Tensor:
     raise ValueError(f"feature_network must be 'inception' or 'pooled_pixels', got {cfg.feature_network!r}")
 
 
+def _cached(path: Path, compute):
+    """torch.load(path) if it exists, else compute(), saved atomically to path."""
+    if path.exists():
+        return torch.load(path)
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(value, path.with_suffix(".tmp"))
+    os.replace(path.with_suffix(".tmp"), path)
+    return value
+
+
 def _reference_features(cfg: Config, device: str) -> torch.Tensor:
     if cfg.reference != "train_exact":
         raise ValueError(f"reference must be 'train_exact', got {cfg.reference!r}")
     path = checkpoint_dir(cfg).parent / f"reference_{cfg.reference}_{cfg.n_reference}_{cfg.feature_network}.pt"
-    if path.exists():
-        return torch.load(path)
-    feats = _features(cifar.load_training_images(cfg.n_reference, data_dir_path=cfg.data_dir), cfg, device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(feats, path.with_suffix(".tmp"))
-    os.replace(path.with_suffix(".tmp"), path)
-    return feats
+    return _cached(path, lambda: _features(cifar.load_training_images(cfg.n_reference, data_dir_path=cfg.data_dir),
+                                           cfg, device))
+
+
+def _real_fid(cfg: Config, ref: torch.Tensor, device: str) -> float:
+    """FID of n_samples held-out real images (exact training images first..first + n_samples, first =
+    max(n_train, n_reference): in neither the training nor the reference set) against ``ref``: the value a
+    perfect generator would score at this sample size. NaN if the data folder has too few images."""
+    first = max(cfg.n_train, cfg.n_reference)
+    path = checkpoint_dir(cfg).parent / (f"real_fid_{cfg.reference}_{cfg.n_reference}_{first}_{cfg.n_samples}_"
+                                         f"{cfg.feature_network}.pt")
+
+    def compute():
+        images = cifar.load_training_images(data_dir_path=cfg.data_dir)[first:first + cfg.n_samples]
+        return torch.tensor(fid(ref, _features(images, cfg, device)) if len(images) == cfg.n_samples else math.nan)
+
+    return float(_cached(path, compute))
 
 
 def original_model(cfg: Config, images: torch.Tensor, device: str) -> tuple[DiT, dict]:
@@ -247,6 +278,7 @@ def _run_point(seed: int, cfg: Config, device: str, out_dir) -> list[dict]:
         ft_losses[variant] = ft_info["loss"]
 
     ref = _reference_features(cfg, device)
+    fid_real = _real_fid(cfg, ref, device)
     train_flat = train_u8.reshape(cfg.n_train, -1).double()
     rows, figure = [], {}
     n_heads = cfg.depth * cfg.heads
@@ -267,14 +299,14 @@ def _run_point(seed: int, cfg: Config, device: str, out_dir) -> list[dict]:
             "precision": pr.precision.mean, "precision_se": pr.precision.stderr,
             "recall": pr.recall.mean, "recall_se": pr.recall.stderr,
             "memorization": mem.mean, "memorization_se": mem.stderr,
-            "fid": fid(ref, feats),
+            "fid": fid(ref, feats), "fid_real": fid_real,
             "heads_total": n_heads, "heads_pruned": int((mask == 0).sum()), "pruned_heads": _heads_string(mask),
             "importance_of_pruned": float((imp.mean * (mask == 0)).sum()),
             "importance_mean": float(imp.mean.mean()), "importance_se_mean": float(imp.stderr.mean()),
             "taylor_spearman": taylor_corr, "taylor_same_pruned": taylor_overlap,
             "finetune_loss": ft_losses[variant], "train_loss": info["loss"],
             "n_train": cfg.n_train, "params": dit_parameter_count(dit_config(cfg)),
-            "dit": f"W{cfg.width}-L{cfg.depth}-H{cfg.heads}-p{cfg.patch}",
+            "dit": f"W{cfg.width}-L{cfg.depth}-H{cfg.heads}-p{cfg.patch}", "precondition": cfg.precondition,
             "train_steps": cfg.train_steps, "finetune_steps": 0 if variant == "original" else cfg.finetune_steps,
             "prune_ratio": cfg.prune_ratio, "prune_which": cfg.prune_which,
             "importance": f"ablation, t=t_vp(u), u~Beta{tuple(cfg.importance_beta)}, "
@@ -304,8 +336,8 @@ def plot(table: pd.DataFrame, cfg: Config, out_dir=None):
 
     summ = summary(table)
     print(f"[{NAME}] mean (std) over seeds:\n{summ.round(4).to_string()}", file=sys.stderr)
-    fig = plt.figure(figsize=(15, 7.5))
-    top = fig.add_gridspec(2, 4, height_ratios=[1, 1.25], hspace=0.35)
+    fig = plt.figure(figsize=(15, 6.2))
+    top = fig.add_gridspec(2, 4, height_ratios=[1, 0.75], hspace=0.3, top=0.9, bottom=0.03)
     colours = {"original": "C0", "pruned": "C2", "random": "C3"}
     for j, metric in enumerate(METRICS):
         ax = fig.add_subplot(top[0, j])
@@ -316,6 +348,11 @@ def plot(table: pd.DataFrame, cfg: Config, out_dir=None):
             if metric == "memorization" or table["feature_network"].iloc[0] == "inception":
                 ax.plot(i, PAPER[v][metric], marker="D", mfc="none", mec="k", ms=7,
                         label="paper (5k images, DiT)" if i == 0 else None)
+        if metric == "fid" and "fid_real" in table and np.isfinite(table["fid_real"]).any():
+            ax.axhline(table["fid_real"].mean(), ls="--", color="0.4",
+                       label=f"{int(table['n_samples'].iloc[0])} held-out real images")
+            ax.set_ylim(0, 1.3 * max(ax.get_ylim()[1], 1.0))
+            ax.legend(fontsize=7, loc="upper center")
         ax.set_xticks(range(len(summ.index)), summ.index)
         ax.set_title({"fid": "FID (lower is better)", "memorization": "memorization fraction (d1/d2<1/3)",
                       "precision": "precision (k=3)", "recall": "recall (k=3)"}[metric], fontsize=9)
@@ -323,7 +360,7 @@ def plot(table: pd.DataFrame, cfg: Config, out_dir=None):
             ax.legend(fontsize=7)
     pruned_rows = table[table["variant"] == "pruned"]
     row0 = (pruned_rows if len(pruned_rows) else table).iloc[0]
-    fig.text(0.5, 0.965, f"{row0['dit']} DiT on n={int(row0['n_train'])} CIFAR-10 images, "
+    fig.text(0.5, 0.965, f"{row0['dit']} DiT ({row0.get('precondition', 'none')} preconditioning) on n={int(row0['n_train'])} CIFAR-10 images, "
              f"{int(row0['train_steps'])} steps; pruned {int(row0['heads_pruned'])} of {int(row0['heads_total'])} "
              f"heads; {int(row0['n_samples'])} samples/variant, features {row0['feature_network']} vs "
              f"{row0['reference_set']}; bars: mean over {int(summ['seeds'].max())} seed(s), dots: seeds",
