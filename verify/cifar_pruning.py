@@ -118,7 +118,7 @@ PRESETS = {
                   n_reference=64, seeds=(0, 1)),
     # DiT-S/2 (33M parameters, 72 heads) on all 5,000 images, long enough to memorize strongly; about
     # 4-10 GPU-hours at 200k steps, trained in resumable chunks of 5k steps (minutes each; rerun to continue).
-    # The plain DiT of the paper (no preconditioning). Owed.
+    # A plain DiT (no preconditioning), as DiTs are usually trained at this length. Still to run on a GPU.
     "paper": Config(n_train=5000, patch=2, width=384, depth=12, heads=6, freq_dim=256, train_steps=200_000,
                     batch_size=128, lr=1e-4, ema_decay=0.9999, train_chunk_steps=5_000, importance_draws=64,
                     importance_batch=128, importance_beta=(0.8, 2.0), prune_ratio=0.2, prune_which="least",
