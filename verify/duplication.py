@@ -45,25 +45,10 @@ CLAIM = "m exact duplicates among n samples make the empirical score as easy as 
 ORDER = 41
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    dim: int
-    n_components: int
-    separation: float
-    trace: float
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(width_vs_n.FitConfig):
     n_distinct: tuple        # sizes of the distinct pool
     copies_factor: tuple     # m = factor * n_distinct copies added
-    times: tuple
-    widths: tuple
-    depth: int
-    net_seeds: tuple
-    data_seeds: tuple
-    target_error: float
-    steps: int
-    batch: int
-    lr: float
-    eval_points: int
-    parameterisation: str = "denoiser"
     # memorization of a DSM-trained diffusion model on the same kinds of data set (theory.gmm_experiment)
     memorization_width: int = 128     # 0: skip
     memorization_steps: int = 1000
@@ -76,15 +61,15 @@ PRESETS = {
                     steps=20, batch=64, lr=1e-2, eval_points=256, memorization_width=16,
                     memorization_steps=20, memorization_samples=30),
     "cpu": Config(dim=2, n_components=4, separation=1.0, trace=2.0, n_distinct=(8, 32), copies_factor=(1, 3),
-                  times=(0.2,), widths=(4, 8, 16, 32, 64, 128), depth=2, net_seeds=(0,), data_seeds=(0,),
-                  target_error=0.2, steps=300, batch=128, lr=1e-2, eval_points=2048),
+                  times=(0.1,), widths=(4, 8, 16, 32, 64, 128, 256, 512), depth=2, net_seeds=(0, 1),
+                  data_seeds=(0,), target_error=0.2, steps=600, batch=128, lr=1e-2, eval_points=2048),
     "paper": Config(dim=2, n_components=4, separation=1.0, trace=2.0, n_distinct=(64, 256, 1024),
                     copies_factor=(1, 3, 7), times=(0.01, 0.1),
                     widths=(8, 16, 32, 64, 128, 256, 512, 1024, 2048), depth=2, net_seeds=(0, 1, 2),
                     data_seeds=(0, 1), target_error=0.05, steps=20000, batch=512, lr=3e-3, eval_points=16384,
                     memorization_width=512, memorization_steps=50_000, memorization_samples=2000),
 }
-ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 70, "paper": 4 * 3600}  # cpu: 114 s measured at load ~6 on 2 cores
+ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 100, "paper": 4 * 3600}
 
 
 def grid(cfg: Config) -> list[dict]:
