@@ -51,3 +51,18 @@ def test_duplicated_set_has_only_pool_points():
     pool = torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     data = duplication.duplicated_set(pool, 7, 0)
     assert data.shape == (12, 2) and torch.unique(data, dim=0).shape[0] == 5
+
+
+def test_stopping_at_the_target_gives_the_same_width_star():
+    """Training widths narrowest-first and stopping once one reaches the target does not change W*, and
+    skips the wider nets."""
+    import dataclasses
+
+    import theory
+
+    cfg = dataclasses.replace(width_vs_n.PRESETS["smoke"], widths=(4, 8, 64, 128), target_error=0.5, steps=60)
+    truth = width_vs_n.true_law(cfg, "cpu")
+    full = width_vs_n.fit_widths(truth, 1.0, dataclasses.replace(cfg, stop_at_target=False), "cpu", key=3)
+    short = width_vs_n.fit_widths(truth, 1.0, cfg, "cpu", key=3)
+    assert full[0]["width_star"] == short[0]["width_star"] <= 64
+    assert 128 not in {r["width"] for r in short} and 128 in {r["width"] for r in full}

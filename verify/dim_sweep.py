@@ -17,7 +17,7 @@ PRESETS = {
                     steps=200_000, t0=1e-4, n_generated=10_000, n_test=2000, sample_steps=200,
                     loglik_steps=100, index_samples=4000),
 }
-ESTIMATED_RUNTIME = {"smoke": 5, "cpu": 60, "paper": 4 * 3600}
+ESTIMATED_RUNTIME = {"smoke": 5, "cpu": 20, "paper": 4 * 3600}
 
 
 def plot(table, cfg):

@@ -60,7 +60,7 @@ PRESETS = {
                     n_draws=2000, n_neighbour_queries=2000, t_regime_max=0.1, ratio_floor=0.25,
                     seeds=tuple(range(10))),
 }
-ESTIMATED_RUNTIME = {"smoke": 5, "cpu": 150, "paper": 3600}
+ESTIMATED_RUNTIME = {"smoke": 5, "cpu": 40, "paper": 3600}
 
 
 def grid(cfg: Config) -> list[dict]:

@@ -21,7 +21,7 @@ PRESETS = {
                     steps=100_000, t0=1e-4, n_generated=2000, n_test=1000, sample_steps=200, loglik_steps=100,
                     index_samples=2000),
 }
-ESTIMATED_RUNTIME = {"smoke": 5, "cpu": 60, "paper": 3600}
+ESTIMATED_RUNTIME = {"smoke": 5, "cpu": 15, "paper": 3600}
 
 
 def run_point(point, cfg, device):

@@ -23,7 +23,7 @@ PRESETS = {
                     weight_decays=(0.0, 0.1, 1.0, 3.0, 10.0), seeds=(0, 1), steps=200_000, t0=1e-4,
                     n_generated=10_000, n_test=2000, sample_steps=200, loglik_steps=100, index_samples=4000),
 }
-ESTIMATED_RUNTIME = {"smoke": 6, "cpu": 90, "paper": 8 * 3600}
+ESTIMATED_RUNTIME = {"smoke": 6, "cpu": 60, "paper": 8 * 3600}
 
 
 def plot(table, cfg):

@@ -53,6 +53,7 @@ class FitConfig:
     lr: float
     eval_points: int
     parameterisation: str = "denoiser"
+    stop_at_target: bool = True    # train widths in increasing buckets and stop once one reaches the target
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -66,16 +67,17 @@ PRESETS = {
                     steps=20, batch=64, lr=1e-2, eval_points=256),
     # t = 0.1 (sigma_t = 0.31) is small against the spacing of up to ~64 points of this mixture; at t = 0.2
     # the empirical score of >= 64 points is already smooth (W* falls again), at t = 0.02 no width <= 512
-    # reaches the target in 600 steps. Two net seeds (W* takes the better), ~9 s a point on one core.
+    # reaches the target in 600 steps. One net seed (a second gave slopes 0.82 +- 0.24 vs 0.04 +- 0.02,
+    # the same separation, at twice the cost); ~4 s a point.
     "cpu": Config(dim=2, n_components=4, separation=1.0, trace=2.0, ns=(8, 16, 32, 64, 128), times=(0.1, 1.0),
-                  widths=(4, 8, 16, 32, 64, 128, 256, 512), depth=2, net_seeds=(0, 1), data_seeds=(0,),
+                  widths=(4, 8, 16, 32, 64, 128, 256, 512), depth=2, net_seeds=(0,), data_seeds=(0,),
                   target_error=0.2, steps=600, batch=128, lr=1e-2, eval_points=2048),
     "paper": Config(dim=2, n_components=4, separation=1.0, trace=2.0, ns=(16, 64, 256, 1024, 4096),
                     times=(0.01, 0.1), widths=(8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096), depth=2,
                     net_seeds=(0, 1, 2), data_seeds=(0, 1), target_error=0.05, steps=20000, batch=512,
                     lr=3e-3, eval_points=16384),
 }
-ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 150, "paper": 6 * 3600}
+ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 80, "paper": 6 * 3600}
 
 LAWS = ("empirical", "true")
 SMALL_WIDTH = 32
@@ -117,8 +119,10 @@ def width_star(widths, errors, target: float) -> float:
 
 
 def fit_widths(law, t: float, cfg: Config, device: str, key: int) -> list[dict]:
-    """Train widths x net_seeds as masked ensembles (``SMALL_WIDTH`` buckets) on ``law`` at t; one row per member, with W* and
-    its parameter count on every row. ``key`` separates the data streams of different grid points."""
+    """Train widths x net_seeds as masked ensembles (``SMALL_WIDTH`` buckets, narrowest first, stopping after
+    the first bucket in which a member reaches the target when ``cfg.stop_at_target``) on ``law`` at t; one
+    row per trained member, with W* and its parameter count on every row. ``key`` separates the data
+    streams of different grid points."""
     members = [(w, s) for w in cfg.widths for s in cfg.net_seeds]
     rc = RegressionConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, eval_points=cfg.eval_points,
                           block_steps=min(100, cfg.steps), parameterisation=cfg.parameterisation)
@@ -128,20 +132,23 @@ def fit_widths(law, t: float, cfg: Config, device: str, key: int) -> list[dict]:
     buckets: dict[int, list[int]] = {}
     for i, (w, _) in enumerate(members):
         buckets.setdefault(max(w, SMALL_WIDTH), []).append(i)
-    for idx in buckets.values():
+    for _, idx in sorted(buckets.items()):
         net = ReLUMLP(cfg.dim, [members[i][0] for i in idx], cfg.depth,
                       [1000 * members[i][1] + members[i][0] for i in idx], device=device)
         result = fit_score(net, law, t, rc, [key * 7919 + 101 * members[i][1] + members[i][0] for i in idx])
         for j, i in enumerate(idx):
             errors[i], losses[i] = result.rel_error[j], result.final_loss[j]
-    best = {w: min(errors[i].mean for i, (ww, _) in enumerate(members) if ww == w)
-            for w in cfg.widths}
+        if cfg.stop_at_target and any(errors[i].mean <= cfg.target_error for i in idx):
+            break  # W* is the smallest width reaching the target: wider nets cannot change it
+    trained = [i for i in range(len(members)) if errors[i] is not None]
+    best = {w: min(errors[i].mean for i in trained if members[i][0] == w)
+            for w in cfg.widths if any(members[i][0] == w for i in trained)}
     w_star = width_star(list(best), list(best.values()), cfg.target_error)
     p_star = (math.nan if math.isnan(w_star)
               else (cfg.dim + 1) * w_star + (cfg.depth - 1) * (w_star + 1) * w_star + (w_star + 1) * cfg.dim)
     rows = []
-    for i, (w, s) in enumerate(members):
-        est = errors[i]
+    for i in trained:
+        (w, s), est = members[i], errors[i]
         rows.append({"width": w, "depth": cfg.depth, "params": parameter_count(cfg.dim, w, cfg.depth, cfg.dim),
                      "net_seed": s, "rel_error": est.mean, "rel_error_stderr": est.stderr,
                      "final_loss": losses[i], "target_error": cfg.target_error,
