@@ -127,7 +127,7 @@ PRESETS = {
                     sampler="ode", sampler_steps=100, sample_batch=500, feature_network="inception",
                     reference="train_exact", n_reference=5000, precondition="none", seeds=(0, 1, 2, 3, 4)),
 }
-ESTIMATED_RUNTIME = {"smoke": 15, "cpu": 195, "paper": 12 * 3600}   # cpu: measured 192 s on 2 shared cores
+ESTIMATED_RUNTIME = {"smoke": 15, "cpu": 520, "paper": 12 * 3600}  # cpu: 516 s from scratch on 2 cores
 
 
 def grid(cfg: Config) -> list[dict]:
