@@ -5,6 +5,7 @@
 
 import pytest
 import torch
+from torch.distributions import MultivariateNormal
 
 
 def _rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
@@ -31,3 +32,29 @@ def rel_err():
 @pytest.fixture
 def autograd_score_hessian():
     return _autograd_score_hessian
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and do not oversubscribe a shared machine); a test module
+    opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _assert_tends_to_standard_normal(law) -> None:
+    """P_t -> N(0, I) as t grows: log density and score match N(0, I) to 1e-4 at t = 30 (alpha_30 = e^-15,
+    so the deviation is of order alpha_t |x_i| |x|), and visibly not yet at t = 1 (the check can tell)."""
+    d = law.dim
+    x = torch.randn(50, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2
+    std = MultivariateNormal(torch.zeros(d, dtype=torch.float64), torch.eye(d, dtype=torch.float64))
+    assert float((law.log_prob(x, 30.0) - std.log_prob(x)).abs().max()) < 1e-4
+    assert float((law.score(x, 30.0) + x).abs().max()) < 1e-4
+    assert float((law.log_prob(x, 1.0) - std.log_prob(x)).abs().max()) > 1e-2
+
+
+@pytest.fixture
+def assert_tends_to_standard_normal():
+    return _assert_tends_to_standard_normal

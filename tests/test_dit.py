@@ -15,12 +15,7 @@ TINY = DiTConfig(image_size=16, patch=4, width=32, depth=2, heads=4, freq_dim=16
 TINY_PRE = dataclasses.replace(TINY, precondition="gaussian", data_std=0.5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomised(cfg, seed=0):

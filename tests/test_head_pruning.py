@@ -12,13 +12,7 @@ from theory.image_training import TrainConfig, denoising_loss, sample_times, tra
 CFG = DiTConfig(image_size=16, patch=4, width=32, depth=2, heads=4, freq_dim=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not oversubscribe a shared machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomised(seed=0):

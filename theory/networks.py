@@ -37,6 +37,12 @@ def parameter_count(in_features: int, width: int, depth: int, out_features: int)
                         (out_features, "out_features")]:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(parameter_polynomial(in_features, width, depth, out_features))
+
+
+def parameter_polynomial(in_features: int, width: float, depth: int, out_features: int) -> float:
+    """The count of ``parameter_count`` as a polynomial in the width, (d_in + 1) W + (depth - 1)(W + 1) W +
+    (W + 1) d_out, at a real W (for the size of an interpolated width such as W*)."""
     return (in_features + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * out_features
 
 

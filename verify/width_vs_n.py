@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import theory
-from theory.networks import ReLUMLP, parameter_count
+from theory.networks import ReLUMLP, parameter_count, parameter_polynomial
 from theory.regression import RegressionConfig, fit_score
 
 NAME = "width_vs_n"
@@ -144,8 +144,7 @@ def fit_widths(law, t: float, cfg: Config, device: str, key: int) -> list[dict]:
     best = {w: min(errors[i].mean for i in trained if members[i][0] == w)
             for w in cfg.widths if any(members[i][0] == w for i in trained)}
     w_star = width_star(list(best), list(best.values()), cfg.target_error)
-    p_star = (math.nan if math.isnan(w_star)
-              else (cfg.dim + 1) * w_star + (cfg.depth - 1) * (w_star + 1) * w_star + (w_star + 1) * cfg.dim)
+    p_star = parameter_polynomial(cfg.dim, w_star, cfg.depth, cfg.dim)  # nan stays nan
     rows = []
     for i in trained:
         (w, s), est = members[i], errors[i]
