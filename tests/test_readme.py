@@ -30,3 +30,11 @@ def test_two_setup_commands():
                         "bash install.sh test && python -m pytest"]
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert "bash install.sh test && python -m pytest" in ci
+
+
+def test_every_relative_link_and_image_resolves():
+    root = Path(__file__).resolve().parent.parent
+    targets = [t for t in re.findall(r"\]\(([^)#]+)\)", README) if "://" not in t]
+    assert any(t.startswith("figures/cpu/") for t in targets)
+    for target in targets:
+        assert (root / target).exists(), target

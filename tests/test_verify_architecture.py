@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import pytest
 
 from verify import duplication, runner, width_vs_n
@@ -15,12 +14,6 @@ def test_width_star_interpolation():
     assert width_vs_n.width_star([4, 8, 16], [0.5, 0.2, 0.05], 0.1) == pytest.approx(8 * 2 ** 0.5)
     assert width_vs_n.width_star([4, 8], [0.05, 0.01], 0.1) == 4
     assert math.isnan(width_vs_n.width_star([4, 8], [0.5, 0.3], 0.1))
-
-
-def test_loglog_slope_recovers_power():
-    n = np.array([8, 16, 32, 64.0])
-    s, se = width_vs_n.loglog_slope(n, 3 * n ** 0.7)
-    assert s == pytest.approx(0.7) and se < 1e-8
 
 
 def test_width_vs_n_smoke(tmp_path):

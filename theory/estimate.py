@@ -67,3 +67,64 @@ def binomial_estimate(successes: int, trials: int) -> Estimate:
         raise ValueError(f"trials must be positive, got {trials}")
     p = successes / trials
     return Estimate(p, math.sqrt(p * (1.0 - p) / trials), trials)
+
+
+class Interval(NamedTuple):
+    """A point estimate with a two-sided confidence interval [lo, hi] at ``level``, and the name of the
+    method that produced the interval."""
+
+    estimate: float
+    lo: float
+    hi: float
+    level: float
+    method: str
+
+    def __repr__(self) -> str:
+        return f"Interval({self.estimate:.6g} [{self.lo:.4g}, {self.hi:.4g}], {self.level:g} {self.method})"
+
+
+def normal_quantile(level: float) -> float:
+    """z with P(|Z| <= z) = level for Z ~ N(0, 1) (1.95996... at level 0.95)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
+def _check_counts(successes: int, trials: int, name: str = "") -> tuple[int, int]:
+    k, n = int(successes), int(trials)
+    if k != successes or n != trials or n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"need integer counts 0 <= successes <= trials, trials > 0; got {successes}, {trials}"
+                         + (f" ({name})" if name else ""))
+    return k, n
+
+
+def wilson_interval(successes: int, trials: int, level: float = 0.95) -> Interval:
+    """The Wilson score interval for a binomial proportion p from k successes in N trials:
+
+        centre = (p^ + z^2 / 2N) / (1 + z^2 / N),
+        half   = z / (1 + z^2 / N) * sqrt(p^ (1 - p^) / N + z^2 / 4N^2),      p^ = k / N,
+
+    the set of p whose score test |p^ - p| / sqrt(p (1 - p) / N) <= z does not reject (Wilson 1927).
+    Unlike p^ +- z se it stays inside [0, 1] and is not empty at k = 0 or k = N. ``estimate`` is p^."""
+    k, n = _check_counts(successes, trials)
+    z = normal_quantile(level)
+    p = k / n
+    scale = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / scale
+    half = z / scale * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), level, "wilson")
+
+
+def proportion_difference_interval(k1: int, n1: int, k2: int, n2: int, level: float = 0.95) -> Interval:
+    """Interval for p1 - p2 of two independent binomial proportions: Newcombe's hybrid score interval
+    (Newcombe 1998, method 10), built from the two Wilson intervals [l_i, u_i]:
+
+        lo = (p1^ - p2^) - sqrt((p1^ - l1)^2 + (u2 - p2^)^2),
+        hi = (p1^ - p2^) + sqrt((u1 - p1^)^2 + (p2^ - l2)^2)."""
+    a, b = wilson_interval(k1, n1, level), wilson_interval(k2, n2, level)
+    d = a.estimate - b.estimate
+    lo = d - math.hypot(a.estimate - a.lo, b.hi - b.estimate)
+    hi = d + math.hypot(a.hi - a.estimate, b.estimate - b.lo)
+    return Interval(d, max(-1.0, lo), min(1.0, hi), level, "newcombe")

@@ -9,13 +9,22 @@ with d_1, d_2 the Euclidean distances to the nearest and second-nearest *distinc
 (exact duplicates in the training set count once). The paper writes the rule on squared distances,
 d_1^2 / d_2^2 <= 1/9: the same rule (up to the boundary case of equality). Distances are exact
 (``theory.neighbours``); images are compared as flattened pixel vectors.
+
+The raw fraction means little alone: samples of the true law itself pass the test at a rate that depends
+on d and on the training set (for n points of a homogeneous Poisson process, (d_1/d_2)^d is Uniform(0, 1),
+so the rate is 3^-d). ``calibrated_memorization`` reads it against that null rate and against the anchor
+of a perfect memorizer; ``sample_quality`` says whether the generated samples fit the true law at all.
 """
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import torch
 
-from .estimate import Estimate, binomial_estimate
+from .estimate import (Estimate, Interval, RunningMoments, binomial_estimate, proportion_difference_interval,
+                       wilson_interval)
 from .neighbours import DEFAULT_TILE, nearest_neighbours
 
 DEFAULT_THRESHOLD = 1.0 / 3.0
@@ -58,3 +67,93 @@ def memorization_fraction(samples: torch.Tensor, train: torch.Tensor, *, thresho
     """Fraction of memorized samples with its binomial standard error sqrt(p (1 - p) / B)."""
     flags = memorized(samples, train, threshold=threshold, tile_size=tile_size)
     return binomial_estimate(int(flags.sum()), flags.numel())
+
+
+class CalibratedMemorization(NamedTuple):
+    """Counts and intervals of ``calibrated_memorization``; the baselines are None where not given."""
+
+    count: int                       # memorized generated samples
+    n: int                           # generated samples
+    fraction: Interval               # count / n, Wilson interval
+    null_count: int | None
+    n_null: int | None
+    null: Interval | None            # the same test on null samples (true-law draws or held-out data), Wilson
+    anchor_count: int | None
+    n_anchor: int | None
+    anchor: Interval | None          # the same test on the perfect memorizer's samples, Wilson
+    excess: Interval | None          # fraction - null, Newcombe hybrid score interval
+    normalized: Interval | None      # (fraction - null) / (anchor - null), Bonferroni box (see below)
+
+
+def _count(samples: torch.Tensor, train: torch.Tensor, threshold: float, tile_size: int) -> tuple[int, int]:
+    flags = memorized(samples, train, threshold=threshold, tile_size=tile_size)
+    return int(flags.sum()), int(flags.numel())
+
+
+def normalized_index_interval(count: int, n: int, null_count: int, n_null: int, anchor_count: int,
+                              n_anchor: int, level: float = 0.95) -> Interval:
+    """The normalized memorization index I = (m - q) / (a - q) of a memorization fraction m, its null rate q
+    and its memorizer anchor a (I = 0: memorizes no more than true draws; I = 1: as much as the exact
+    empirical score), from three independent binomial counts.
+
+    Interval: each of m, q, a gets a Wilson interval at level 1 - (1 - level) / 3, so the box they span holds
+    (m, q, a) with probability >= ``level`` (Bonferroni); I is linear-fractional, hence quasi-linear, on
+    a > q, so its extremes over the box are at the box's corners. Where the box reaches a <= q (the anchor
+    cannot be told from the null) the index is unbounded and the interval is (-inf, inf); its estimate is
+    NaN when a^ <= q^."""
+    per = 1.0 - (1.0 - level) / 3.0
+    m, q, a = (wilson_interval(k, t, per) for k, t in ((count, n), (null_count, n_null), (anchor_count, n_anchor)))
+    est = (m.estimate - q.estimate) / (a.estimate - q.estimate) if a.estimate > q.estimate else math.nan
+    if a.lo <= q.hi:
+        return Interval(est, -math.inf, math.inf, level, "bonferroni_wilson_box")
+    corners = [(mm - qq) / (aa - qq) for mm in (m.lo, m.hi) for qq in (q.lo, q.hi) for aa in (a.lo, a.hi)]
+    return Interval(est, min(corners), max(corners), level, "bonferroni_wilson_box")
+
+
+def calibrated_memorization(generated: torch.Tensor, train: torch.Tensor, *, null: torch.Tensor | None = None,
+                            anchor: torch.Tensor | None = None, threshold: float = DEFAULT_THRESHOLD,
+                            level: float = 0.95, tile_size: int = DEFAULT_TILE) -> CalibratedMemorization:
+    """The memorization fraction of ``generated`` against ``train`` (d_1/d_2 < threshold, distinct training
+    points) read against its baselines:
+
+    * null: the same test applied to ``null`` samples that memorize nothing by construction: exact draws of
+      the true law at the sampler's final time t0 (or held-out data where no true law exists);
+    * anchor: the same test applied to ``anchor`` samples, those of the same sampler driven by the exact
+      empirical score grad log p^_t (a perfect memorizer);
+    * excess = fraction - null, with Newcombe's interval for a difference of independent proportions;
+    * normalized = (fraction - null) / (anchor - null) (``normalized_index_interval``).
+
+    Every fraction carries a Wilson score interval at ``level`` (``theory.estimate.wilson_interval``)."""
+    k, n = _count(generated, train, threshold, tile_size)
+    kq = nq = ka = na = None
+    null_iv = anchor_iv = excess = normalized = None
+    if null is not None:
+        kq, nq = _count(null, train, threshold, tile_size)
+        null_iv = wilson_interval(kq, nq, level)
+        excess = proportion_difference_interval(k, n, kq, nq, level)
+    if anchor is not None:
+        ka, na = _count(anchor, train, threshold, tile_size)
+        anchor_iv = wilson_interval(ka, na, level)
+        if null is not None:
+            normalized = normalized_index_interval(k, n, kq, nq, ka, na, level)
+    return CalibratedMemorization(k, n, wilson_interval(k, n, level), kq, nq, null_iv, ka, na, anchor_iv, excess,
+                                  normalized)
+
+
+class SampleQuality(NamedTuple):
+    """Mean log-density of generated samples and of reference draws under the true law, and their gap."""
+
+    generated: Estimate              # mean log p_t(generated) with its standard error
+    reference: Estimate              # mean log p_t(reference draws of the true law)
+    gap: Estimate                    # generated - reference (independent sets: standard errors in quadrature)
+
+
+def sample_quality(generated: torch.Tensor, law, reference: torch.Tensor, t: float = 0.0) -> SampleQuality:
+    """Sample quality against the true law: E log p_t(X_gen) - E log p_t(X_ref), each mean over its set with
+    its standard error, where X_ref are exact draws of the law (``law.sample``) and ``law`` is any
+    ``theory.NoisedLaw``. A sampler that fits the law has gap ~ 0 (a perfect memorizer too: its samples are
+    training points, themselves draws of the law); an underfit one has gap << 0. Non-finite log-densities
+    raise (``RunningMoments``)."""
+    gen = RunningMoments().update(law.log_prob(generated, t)).estimate()
+    ref = RunningMoments().update(law.log_prob(reference, t)).estimate()
+    return SampleQuality(gen, ref, gen - ref)

@@ -4,6 +4,8 @@ A verify module defines
 
     NAME: str                       the name used on the command line and for its files
     CLAIM: str                      one line: what of the paper it checks (and where)
+    CLAIMS: list[verdicts.Claim]    the claims its table decides, each with its judge (verify.verdicts)
+    COLUMNS: tuple[str, ...]        the documented columns of its table (every smoke run has them)
     PRESETS: dict[str, Config]      "smoke", "cpu", "paper" -> a dataclass of plain values
     ESTIMATED_RUNTIME: dict         preset -> seconds on the machine named in README's timing table
     grid(config) -> list[dict]      the grid points (plain numbers and strings, with a "seed")
@@ -11,7 +13,8 @@ A verify module defines
     plot(table, config) -> Figure   the figure, drawn from the table alone
 
 and ``verify.runner.run_module`` does the rest (configuration, resume, atomic tables, figure).
-Modules are discovered automatically: any module of this package that defines ``PRESETS``.
+Modules are discovered automatically: any module of this package that defines ``PRESETS``; ``claims()``
+is the one registry of claims (every module's ``CLAIMS``, in module order, each tagged with its module).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import importlib
 import pkgutil
 from types import ModuleType
 
-_NOT_EXPERIMENTS = {"runner", "report", "plotting"}
+_NOT_EXPERIMENTS = {"runner", "report", "verdicts", "stats"}
 
 
 def modules() -> dict[str, ModuleType]:
@@ -40,3 +43,17 @@ def get(name: str) -> ModuleType:
     if name not in mods:
         raise ValueError(f"unknown verify module {name!r}; available: {', '.join(mods)}")
     return mods[name]
+
+
+def claims() -> list:
+    """Every claim of every verify module, in module order; ``claim.module`` is its module's NAME."""
+    import dataclasses
+
+    out, keys = [], set()
+    for name, mod in modules().items():
+        for claim in getattr(mod, "CLAIMS", ()):
+            if claim.key in keys:
+                raise ValueError(f"claim key {claim.key!r} declared twice")
+            keys.add(claim.key)
+            out.append(dataclasses.replace(claim, module=name))
+    return out

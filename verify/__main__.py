@@ -1,7 +1,8 @@
 """Command line: ``python -m verify {list | all | report | NAME} [--preset P] [--out DIR] [--device D] ...``.
 
-``all`` runs every module (finished points are skipped) and then writes REPORT.md; ``report`` only
-rewrites REPORT.md from the saved tables.
+``all`` runs every module (finished points are skipped) and then writes the report; ``report`` only
+rewrites it from the saved tables: figures/REPORT.md and REPORT.csv over every committed preset (cpu, paper)
+whose tables exist, or, with ``--out`` (or for smoke), a report of that folder.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ def _parser(description: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", help="'list', 'all' (every module, then REPORT.md), 'report' (REPORT.md from "
                                   "the saved tables), or a module name (see 'list')")
-    p.add_argument("--preset", default="cpu", choices=PRESETS,
-                   help="smoke: seconds (tests); cpu: minutes on 2 cores; paper: the paper's scale (GPU)")
+    p.add_argument("--preset", default=None, choices=PRESETS,
+                   help="smoke: seconds (tests); cpu (the default for running): minutes on 2 cores; paper: the "
+                        "paper's scale (GPU). 'report' without --preset covers every committed preset")
     p.add_argument("--out", default=None,
-                   help="folder for the table, its configuration and the figure (default: data/results/ "
-                        "and figures/ of the repository; a temporary folder for smoke)")
+                   help="folder for the table, its configuration and the figure (default: data/results/PRESET/ "
+                        "and figures/PRESET/ of the repository; a fresh temporary folder for smoke)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--fresh", action="store_true", help="ignore finished points and recompute everything")
     p.add_argument("--plot-only", action="store_true", help="redraw the figure from the saved table")
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.target == "report":
         print(write_report(args.preset, args.out))
         return 0
+    args.preset = args.preset or "cpu"
     names = list(modules()) if args.target == "all" else [get(args.target).NAME]
     failed = []
     start = time.perf_counter()

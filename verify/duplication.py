@@ -40,6 +40,9 @@ from theory.training import TrainConfig
 from verify import width_vs_n
 from verify.runner import checkpoint_path
 
+from . import _memorization, stats
+from .verdicts import Claim, conjunction, decide_above, finding, inconclusive
+
 NAME = "duplication"
 CLAIM = "m exact duplicates among n samples make the empirical score as easy as n - m distinct ones (Thm 5.1 corollary)"
 ORDER = 41
@@ -70,6 +73,10 @@ PRESETS = {
                     memorization_width=512, memorization_steps=50_000, memorization_samples=2000),
 }
 ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 60, "paper": 4 * 3600}
+COLUMNS = ("kind", "n_distinct", "m", "t", "width", "depth", "params", "net_seed", "rel_error", "rel_error_stderr",
+           "final_loss", "target_error", "width_star", "params_star", "steps", "parameterisation", "n", "d",
+           "sigma_t", "data", "mem_fraction", "mem_fraction_se", "sample_logp_true", "train_steps", "seed",
+           "preset", "device", "runtime_s", "point")
 
 
 def grid(cfg: Config) -> list[dict]:
@@ -181,3 +188,161 @@ def _by_distinct(ax, sub, value: str, err: str | None = None) -> None:
     ax.set_xlabel("number of distinct points")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
+
+
+# --------------------------------------------------------------------------------------------- claims
+_BIG = math.log(1e12)   # log of a width standing for "above the grid"
+
+
+def width_bracket(widths, errors, target: float) -> tuple[float, float]:
+    """The grid widths either side of the target crossing: (last width above the target, first at or
+    below it); (1, w_0) if the narrowest already reaches it; (w_max, inf) if none does (censored)."""
+    widths, errors = np.asarray(widths, float), np.asarray(errors, float)
+    order = np.argsort(widths)
+    widths, errors = widths[order], errors[order]
+    hit = np.nonzero(errors <= target)[0]
+    if hit.size == 0:
+        return float(widths[-1]), math.inf
+    j = int(hit[0])
+    return (1.0 if j == 0 else float(widths[j - 1])), float(widths[j])
+
+
+def _log_range(lo: float, hi: float) -> tuple[float, float]:
+    return math.log(lo), (math.log(hi) if math.isfinite(hi) else _BIG)
+
+
+def closeness_range(dup, k, n) -> tuple[float, float]:
+    """Over every W_dup, W_k, W_n in their brackets (log scale): the least and largest value of
+    D = |log W_dup - log W_n| - |log W_dup - log W_k| (D > 0: the duplicated set is closer to its n - m
+    distinct points). D is piecewise linear with kinks where two arguments meet, so its extremes over the box
+    are at combinations of the box's ends and of the other brackets' ends clipped into each bracket."""
+    boxes = [_log_range(*dup), _log_range(*k), _log_range(*n)]
+    ends = sorted({e for b in boxes for e in b})
+    cand = [sorted({min(max(e, b[0]), b[1]) for e in ends} | set(b)) for b in boxes]
+    vals = [abs(u - w) - abs(u - v) for u in cand[0] for v in cand[1] for w in cand[2]]
+    return min(vals), max(vals)
+
+
+def judge_duplicate_width(table):
+    """Rule: for every data set of n points with m exact copies, D = |log W*_dup - log W*(n distinct)| -
+    |log W*_dup - log W*(n - m distinct)| > 0 (closer to its n - m distinct points) for every value of the
+    three W* within their grid brackets (the widths either side of the target crossing; a target not reached
+    within the grid is the bracket [largest width, inf)). Holds if the least D over the brackets is > 0 for
+    every set, does not hold if the largest D is < 0 for some set, inconclusive otherwise; a set whose two
+    controls' brackets overlap cannot discriminate and is not judged. (One training run per width: the
+    brackets are the only interval.)"""
+    t = table[table["error"].isna()] if "error" in table.columns else table
+    t = t[t["kind"].isin(["distinct", "duplicated"])]
+    stat = "D = log-distance of W*_dup to W*(n distinct) minus to W*(n - m distinct), least over grid brackets"
+    if t.empty:
+        return inconclusive(stat, "no width rows")
+    keys = ["kind", "n_distinct", "m", "t", "seed"]
+    best = t.groupby(keys + ["width"], as_index=False)[["rel_error", "target_error"]].min()
+    brackets, points = {}, {}
+    for key, g in best.groupby(keys):
+        brackets[key] = width_bracket(g["width"], g["rel_error"], float(g["target_error"].iloc[0]))
+    for key, g in t.groupby(keys):
+        points[key] = float(g["width_star"].iloc[0])
+    rng = (f"n_distinct {int(t['n_distinct'].min())}-{int(t['n_distinct'].max())}, m/(n - m) in "
+           f"{sorted({int(r.m // r.n_distinct) for r in t[t['m'] > 0].itertuples()})}, t = "
+           f"{sorted(float(v) for v in t['t'].unique())}, widths {int(t['width'].min())}-{int(t['width'].max())}, "
+           f"{t['seed'].nunique()} data seed(s) x {t['net_seed'].nunique()} net seed(s)")
+    confounds = ["one training run per width: no sampling interval, only the grid brackets"]
+    censored = [k for k, b in brackets.items() if math.isinf(b[1])]
+    if censored:
+        confounds.append("censored (target not reached within the grid; bracket [max width, inf)): "
+                         + ", ".join(f"{k[0]} {k[1]}+{k[2]}" for k in censored))
+    parts, verdicts, worst = [], [], None
+    for key in [k for k in brackets if k[0] == "duplicated"]:
+        _, kd, m, tt, seed = key
+        k_key, n_key = ("distinct", kd, 0, tt, seed), ("distinct", kd + m, 0, tt, seed)
+        if k_key not in brackets or n_key not in brackets:
+            continue
+        bk, bn, bd = brackets[k_key], brackets[n_key], brackets[key]
+        text = (f"{kd}+{m} copies: W* {stats.fmt(points[key])} in {_fmt_bracket(bd)} vs {kd} distinct "
+                f"{stats.fmt(points[k_key])} in {_fmt_bracket(bk)}, {kd + m} distinct {stats.fmt(points[n_key])} in "
+                f"{_fmt_bracket(bn)}")
+        if not (bk[1] < bn[0] or bn[1] < bk[0]):
+            parts.append(text + " (control brackets overlap: not judged)")
+            confounds.append(f"{kd}+{m} copies not judged: its two controls' brackets overlap")
+            continue
+        lo, hi = closeness_range(bd, bk, bn)
+        est = _point_closeness(points[key], points[k_key], points[n_key])
+        v = decide_above(lo, hi, 0.0)
+        verdicts.append(v)
+        parts.append(text + f": D {stats.fmt_interval(est, lo, hi, 2)}")
+        if worst is None or lo < worst[1]:
+            worst = (est, lo, hi)
+    if not verdicts:
+        return inconclusive(stat, "no duplicated set with two distinguishable controls; " + "; ".join(parts),
+                            confounds=confounds, range_tested=rng)
+    return finding(stat, worst, conjunction(verdicts), "; ".join(parts), interval="grid_bracket",
+                   confounds=confounds, range_tested=rng)
+
+
+def _fmt_bracket(b) -> str:
+    return f"[{stats.fmt(b[0])}, {stats.fmt(b[1])}]"
+
+
+def _point_closeness(dup: float, k: float, n: float) -> float:
+    """D at the interpolated W* (NaN: above the grid, read as inf)."""
+    u, v, w = (math.log(x) if math.isfinite(x) else _BIG for x in (dup, k, n))
+    return abs(u - w) - abs(u - v)
+
+
+def judge_duplicate_memorization(table, *, quality_tolerance=0.5):
+    """Rule: for every data set of n points with m exact copies, the position of its excess memorization
+    between its controls, P = (E_dup - E_n) / (E_k - E_n) (E: memorized fraction minus its null rate; k = n - m
+    distinct points, n = n distinct points; P = 1: like its distinct points, P = 0: like n distinct), has its
+    bootstrap interval (over seeds and samples) above 1/2; does not hold if some set's interval lies at or
+    below 1/2. A set whose controls' excess difference has an interval containing 0 cannot discriminate and is
+    not judged; models failing the fit check are not counted; a table without the null/anchor/quality columns
+    cannot decide."""
+    rows, confounds = _memorization.summary_rows(table)
+    mem = rows[rows["kind"] == "memorization"] if "kind" in rows.columns else rows.iloc[:0]
+    stat = "position P of a duplicated set's excess memorization between its controls (1: like n - m distinct)"
+    if mem.empty:
+        return inconclusive(stat, "no memorization rows", confounds=confounds)
+    rng = _memorization.range_of(mem, cols=("n_distinct", "m", "width", "d"))
+    missing = _memorization.missing_baselines(mem)
+    if missing:
+        return inconclusive(stat, _memorization.describe_raw(mem.assign(set=mem["n_distinct"].astype(str) + "+"
+                                                                         + mem["m"].astype(str)), "set"),
+                            confounds=confounds + [_memorization.baseline_confound(missing)], range_tested=rng)
+    ok, fit_confounds = _memorization.fit_check(mem, quality_tolerance)
+    confounds += fit_confounds
+    mem = mem[ok]
+    counts = {key: _memorization._counts(g) for key, g in mem.groupby(["n_distinct", "m"])}
+    parts, verdicts, worst = [], [], None
+    for (kd, m) in [key for key in counts if key[1] > 0]:
+        k_key, n_key = (kd, 0), (kd + m, 0)
+        if k_key not in counts or n_key not in counts:
+            continue
+        groups = {"dup": counts[(kd, m)], "k": counts[k_key], "n": counts[n_key]}
+        exc = lambda p, g: (p[g][..., 0] - p[g][..., 1]).mean(-1)
+        ctrl = stats.bootstrap_counts(groups, lambda p: exc(p, "k") - exc(p, "n"))
+        label = f"{kd}+{m} copies"
+        if ctrl.lo <= 0:
+            parts.append(f"{label}: controls' excess difference {stats.fmt_interval(*ctrl[:3], 2)} (not judged)")
+            confounds.append(f"{label} not judged: its controls' excess memorization cannot be told apart")
+            continue
+        pos = stats.bootstrap_counts(groups, lambda p: (exc(p, "dup") - exc(p, "n")) / (exc(p, "k") - exc(p, "n")))
+        verdicts.append(decide_above(pos.lo, pos.hi, 0.5))
+        parts.append(f"{label}: P {stats.fmt_interval(*pos[:3], 2)}")
+        if worst is None or pos.lo < worst.lo:
+            worst = pos
+    if not verdicts:
+        return inconclusive(stat, "no duplicated set with distinguishable controls; " + "; ".join(parts),
+                            confounds=confounds, range_tested=rng)
+    return finding(stat, worst, conjunction(verdicts), "; ".join(parts), confounds=confounds, range_tested=rng)
+
+
+CLAIMS = [
+    Claim("duplicate_width", "m exact duplicates among n samples make the empirical score as easy to fit as that of "
+          "the n - m distinct points", "Thm 5.1, corollary on duplicates", "n samples of which m are exact copies",
+          "theory.regression.fit_score", judge_duplicate_width),
+    Claim("duplicate_memorization", "Duplicates shrink the effective n: a model trained on n points with m copies "
+          "memorizes like one trained on the n - m distinct points", "Sec. 5, after Thm 5.1",
+          "n samples of which m are exact copies", "theory.memorization.calibrated_memorization",
+          judge_duplicate_memorization, (_memorization.QUALITY_TOLERANCE,)),
+]

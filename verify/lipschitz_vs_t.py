@@ -16,11 +16,15 @@ alpha_t^2 delta^2/(4 sigma_t^4) - 1/sigma_t^2) and, for the Gaussian, the exact
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
 
 import theory
+
+from . import stats
+from .verdicts import Claim, Constant, all_of, decide_above, decide_below, decide_within, finding, inconclusive
 
 NAME = "lipschitz_vs_t"
 CLAIM = "Empirical score's Lipschitz constant grows like sigma_t^-4 min|x_i - x_j|^2; a Gaussian's stays 1/(sigma_t^2 + alpha_t^2 lambda_min) (Sec. 5)"
@@ -51,6 +55,9 @@ PRESETS = {
                     t_min=1e-5, t_max=10.0, n_times=40, n_cloud=4000, seeds=(0, 1, 2, 3, 4)),
 }
 ESTIMATED_RUNTIME = {"smoke": 2, "cpu": 20, "paper": 1200}
+COLUMNS = ("law", "t", "d", "n", "K", "alpha_t", "sigma2_t", "min_pair_distance", "lip_empirical", "lip_true",
+           "lip_true_analytic", "bound_empirical", "bound_empirical_neighbours", "bound_empirical_small_t",
+           "bound_holds", "n_cloud", "seed", "preset", "device", "runtime_s", "point")
 
 LAWS = ("mixture", "gaussian")
 
@@ -134,3 +141,73 @@ def plot(table, cfg: Config):
     fig.suptitle("Lipschitz constant of the empirical vs the true score (min/mean/max over seeds)")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------- claims
+def _ok(table):
+    return table[table["error"].isna()] if "error" in table.columns else table
+
+
+def judge_blowup(table, *, t_fit_max=1e-3, slope_tolerance=0.5, min_ratio=100.0):
+    """Rule: over the rows with t <= t_fit_max, the least-squares slope of log Lip(empirical) against
+    log sigma_t^2 (every seed's row a point) has its 95% t-interval inside -2 -+ slope_tolerance
+    (theory: sigma_t^-4, slope -2; does not hold if the interval lies outside the band); at the smallest t
+    the empirical constant exceeds the true one by more than min_ratio in every seed; and no row falls
+    below the rigorous two-atom lower bounds (closest pair, best nearest-neighbour pair): a single
+    violation means the claim (or the code) is wrong."""
+    t = _ok(table)
+    t = t[t["law"] == "mixture"] if "law" in t.columns and (t["law"] == "mixture").any() else t
+    small = t[t["t"] <= t_fit_max]
+    rng = (f"t {stats.fmt(float(small['t'].min()))}-{stats.fmt(float(small['t'].max()))} "
+           f"({small['t'].nunique()} times, {small['seed'].nunique() if 'seed' in small else 1} seeds), "
+           f"d {int(t['d'].iloc[0])}, n {int(t['n'].iloc[0])}") if len(small) else ""
+    if small["t"].nunique() < 2:
+        return inconclusive("slope of log Lip(empirical) vs log sigma_t^2", f"fewer than 2 times t <= {t_fit_max:g}",
+                            range_tested=rng)
+    fit = stats.loglog_fit(small["sigma2_t"], small["lip_empirical"])
+    slope = finding("slope of log Lip(empirical) vs log sigma_t^2", fit.interval,
+                    decide_within(fit.lo, fit.hi, -2 - slope_tolerance, -2 + slope_tolerance),
+                    f"slope {stats.fmt_interval(fit.slope, fit.lo, fit.hi)} over {fit.n_points} rows (theory -2)",
+                    range_tested=rng)
+    first = small[small["t"] == small["t"].min()]
+    ratios = (first["lip_empirical"] / first["lip_true"]).to_numpy(float)
+    ratio = finding("min over seeds of Lip(empirical) / Lip(true) at the smallest t",
+                    (float(ratios.min()), float(ratios.min()), float(ratios.min())),
+                    decide_above(float(ratios.min()), float(ratios.min()), min_ratio),
+                    f"Lip(emp)/Lip(true) at t = {stats.fmt(float(first['t'].iloc[0]))}: {stats.fmt(float(ratios.min()))}"
+                    f"..{stats.fmt(float(ratios.max()))}", interval="exact", range_tested=rng)
+    bounds = [c for c in ("bound_empirical", "bound_empirical_neighbours") if c in t.columns]
+    worst = min(float((t["lip_empirical"] / t[c]).where(t[c] > 0).min()) for c in bounds) if bounds else math.nan
+    bound = finding("min over rows of Lip(empirical) / two-atom lower bound", (worst, worst, worst),
+                    decide_above(worst, worst, 1 - 1e-9) if bounds else decide_above(math.nan, math.nan, 1),
+                    f"measured / bound >= {stats.fmt(worst, 4)} over {len(t)} rows (>= 1 required)", interval="exact",
+                    range_tested=rng)
+    return all_of([slope, ratio, bound], range_tested=rng)
+
+
+def judge_gaussian(table, *, tolerance=1e-6):
+    """Rule: for a single Gaussian, the measured max Hessian norm equals 1/(sigma_t^2 + alpha_t^2
+    lambda_min(Sigma)) at every t: the largest relative error is at most tolerance (an exact computation in
+    float64: no sampling interval)."""
+    t = _ok(table)
+    g = t[t["law"] == "gaussian"] if "law" in t.columns else t.iloc[:0]
+    stat = "max relative error of Lip(true) against 1/(sigma_t^2 + alpha_t^2 lambda_min)"
+    if g.empty:
+        return inconclusive(stat, "no single-Gaussian rows")
+    err = float((g["lip_true"] / g["lip_true_analytic"] - 1).abs().max())
+    rng = f"t {stats.fmt(float(g['t'].min()))}-{stats.fmt(float(g['t'].max()))}, d {int(g['d'].iloc[0])}"
+    return finding(stat, (err, err, err), decide_below(err, err, tolerance),
+                   f"max relative error {stats.fmt(err)} over {len(g)} rows", interval="exact", range_tested=rng)
+
+
+CLAIMS = [
+    Claim("lipschitz_blowup", "The empirical score's Lipschitz constant blows up like sigma_t^-4 min|x_i - x_j|^2 "
+          "as t -> 0, far above the true score's", "Sec. 5 (smoothness)", "t -> 0, any n distinct points",
+          "theory.empirical_lipschitz_lower_bound", judge_blowup,
+          (Constant("t_fit_max", 1e-3, "largest t used in the slope fit (the small-t regime)"),
+           Constant("slope_tolerance", 0.5, "half-width of the band around the theoretical slope -2"),
+           Constant("min_ratio", 100.0, "Lip(empirical)/Lip(true) at the smallest t that counts as a blow-up"))),
+    Claim("gaussian_lipschitz", "A Gaussian's score has Lipschitz constant 1/(sigma_t^2 + alpha_t^2 lambda_min(Sigma))",
+          "Sec. 5 (smoothness)", "every t, any covariance", "theory.gaussian_lipschitz", judge_gaussian,
+          (Constant("tolerance", 1e-6, "largest relative error accepted from an exact float64 computation"),)),
+]

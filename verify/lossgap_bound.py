@@ -25,6 +25,9 @@ import torch
 import theory
 from theory import lossgap
 
+from . import stats
+from .verdicts import Claim, Constant, decide_above, finding, inconclusive
+
 NAME = "lossgap_bound"
 CLAIM = "E_D[Loss-Gap_t] >= c (d/sigma_t^2 + tr Sigma) for small t, Delta_min ~ sqrt d, log n = O(d) (Thm 4.3)"
 ORDER = 31
@@ -61,6 +64,9 @@ PRESETS = {
                     seeds=tuple(range(10))),
 }
 ESTIMATED_RUNTIME = {"smoke": 5, "cpu": 40, "paper": 3600}
+COLUMNS = ("d", "n", "trace_scale", "separation", "K", "trace", "t", "sigma2_t", "loss_gap", "loss_gap_se",
+           "bound_rhs", "ratio", "ratio_se", "log_n_over_d", "nn_distance_median", "sigma_over_nn", "in_regime",
+           "n_draws", "estimator", "seed", "preset", "device", "runtime_s", "point")
 
 
 def grid(cfg: Config) -> list[dict]:
@@ -174,3 +180,52 @@ def plot(table, cfg: Config):
                  f"{bottom_note.get('min_ratio', float('nan')):.3g}")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------- claims
+def judge_bound(table, *, floor=0.1, t_max=0.1, log_n_over_d_max=1.0, min_separation=1.0):
+    """Thm 4.3 with its constant fitted. Rule: the regime is read from the table with declared cut-offs
+    (t <= t_max, log n / d <= log_n_over_d_max, Delta_min / sqrt d >= min_separation); in each regime cell
+    (d, n, tr Sigma, separation, t) the training-set average E_D[ratio], ratio = Loss-Gap_t / (d / sigma_t^2
+    + tr Sigma), gets a normal interval (se: the larger of the propagated Monte-Carlo error and the seed
+    spread) at the Bonferroni level 1 - 0.05 / cells; the fitted Omega constant c = min over cells of
+    E_D[ratio] then lies in [min lo, min hi] with probability >= 95%. Holds if that interval lies above
+    floor, does not hold if it lies at or below it. Cells outside the regime are reported, not judged."""
+    t = table[table["error"].isna()] if "error" in table.columns else table
+    t = t.assign(ratio_mc_se=t["loss_gap_se"] / t["bound_rhs"])
+    keys = ["d", "n", "trace_scale", "separation", "t"]
+    e = stats.seed_mean(t, keys, "ratio", "ratio_mc_se")
+    e["log_n_over_d"] = np.log(e["n"]) / e["d"]
+    inside = e[(e["t"] <= t_max) & (e["log_n_over_d"] <= log_n_over_d_max) & (e["separation"] >= min_separation)]
+    stat = "fitted Omega constant: min over regime cells of E_D[Loss-Gap_t / (d/sigma_t^2 + tr Sigma)]"
+    rng = (f"d {int(e['d'].min())}-{int(e['d'].max())}, n {int(e['n'].min())}-{int(e['n'].max())}, "
+           f"t {stats.fmt(float(e['t'].min()))}-{stats.fmt(float(e['t'].max()))}, tr Sigma / d in "
+           f"{sorted(float(v) for v in e['trace_scale'].unique())}, {int(t['seed'].nunique())} training sets per cell")
+    if inside.empty:
+        return inconclusive(stat, "no grid cell inside the regime", range_tested=rng)
+    level = stats.bonferroni_level(len(inside))
+    ivs = [stats.normal_interval(r.mean, r.se, level) for r in inside.itertuples()]
+    lo, hi = min(iv.lo for iv in ivs), min(iv.hi for iv in ivs)
+    low = inside.loc[inside["mean"].idxmin()]
+    text = (f"min E_D ratio {stats.fmt(float(low['mean']), 3)} at d = {int(low['d'])}, n = {int(low['n'])}, "
+            f"tr Sigma = {stats.fmt(float(low['trace_scale']))} d, t = {stats.fmt(float(low['t']), 2)}, over "
+            f"{len(inside)} regime cells (t <= {t_max:g}, log n <= {log_n_over_d_max:g} d, Delta/sqrt d >= "
+            f"{min_separation:g})")
+    outside = e.drop(inside.index)
+    if len(outside):
+        worst = outside.loc[outside["mean"].idxmin()]
+        text += (f"; outside (not judged): min {stats.fmt(float(worst['mean']), 2)} at d = {int(worst['d'])}, "
+                 f"n = {int(worst['n'])}, t = {stats.fmt(float(worst['t']), 2)}, separation {stats.fmt(float(worst['separation']))}")
+    return finding(stat, (float(low["mean"]), lo, hi), decide_above(lo, hi, floor), text,
+                   interval="bonferroni_normal", range_tested=rng)
+
+
+CLAIMS = [
+    Claim("lossgap_bound", "E_D[Loss-Gap_t] = Omega(d / sigma_t^2 + tr Sigma) at small t for separated Gaussian "
+          "mixtures", "Thm 4.3", "K-component mixtures, Delta_min = Theta(sqrt d), log n = O(d), t small "
+          "(no explicit constant)", "theory.lossgap.fisher_divergence", judge_bound,
+          (Constant("floor", 0.1, "the Omega constant the fitted one must exceed"),
+           Constant("t_max", 0.1, "largest t counted as 'small t'"),
+           Constant("log_n_over_d_max", 1.0, "largest log n / d counted as 'log n = O(d)'"),
+           Constant("min_separation", 1.0, "smallest Delta_min / sqrt d counted as 'Theta(sqrt d)'"))),
+]

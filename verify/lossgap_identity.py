@@ -23,6 +23,9 @@ import torch
 import theory
 from theory import lossgap, quadrature
 
+from . import stats
+from .verdicts import INCONCLUSIVE, Claim, Constant, all_of, decide_within, finding, inconclusive
+
 NAME = "lossgap_identity"
 CLAIM = "Loss-Gap_t (DSM loss of true minus empirical score) = Fisher(P^_t, P_t) under P^_t, exactly (Prop. 4.1)"
 ORDER = 30
@@ -56,6 +59,9 @@ PRESETS = {
                     n_draws=20000, quad_max_n=8, seeds=(0, 1, 2)),
 }
 ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 12, "paper": 900}
+COLUMNS = ("law", "d", "n", "K", "t", "sigma2_t", "loss_gap", "loss_gap_se", "fisher", "fisher_se", "difference",
+           "difference_se", "z_score", "quadrature", "n_draws", "estimator", "seed", "preset", "device",
+           "runtime_s", "point")
 
 
 def grid(cfg: Config) -> list[dict]:
@@ -137,3 +143,62 @@ def plot(table, cfg: Config):
     fig.suptitle("Prop. 4.1: Loss-Gap$_t$ = Fisher$(\\hat P_t, P_t)$ (error bars: 2 stderr)")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------- claims
+def z_scale_interval(z, level: float = stats.LEVEL) -> stats.Interval:
+    """kappa-hat = sqrt(mean z^2) with the chi-square interval of the scale kappa of z_i ~ N(0, kappa^2):
+    kappa^2 in [sum z^2 / chi2_{(1+level)/2, m}, sum z^2 / chi2_{(1-level)/2, m}]."""
+    import scipy.stats
+
+    z = np.asarray(z, float)
+    z = z[np.isfinite(z)]
+    m, s = z.size, float((z ** 2).sum())
+    lo = math.sqrt(s / scipy.stats.chi2.ppf(0.5 + level / 2, m))
+    hi = math.sqrt(s / scipy.stats.chi2.ppf(0.5 - level / 2, m))
+    return stats.Interval(math.sqrt(s / m), lo, hi, level, "chi2_scale")
+
+
+def judge_identity(table, *, scale_tolerance=0.5, max_relative_se=0.1):
+    """Rule: under the identity every z = (Loss-Gap - Fisher) / se is N(0, 1) if the standard errors are
+    honest, so the scale kappa of the z-scores (z ~ N(0, kappa^2); a systematic gap inflates it) has its
+    chi-square interval inside [1/(1 + scale_tolerance), 1 + scale_tolerance]; the same for the z-scores of
+    both Monte-Carlo estimates against deterministic quadrature where it exists. Power: the median relative
+    standard error of the difference, se / Fisher, must be at most max_relative_se, else the rows could not
+    see a gap of that size and the verdict is inconclusive."""
+    t = table[table["error"].isna()] if "error" in table.columns else table
+    z = t["z_score"].to_numpy(float)
+    stat = "scale kappa of the z-scores (Loss-Gap - Fisher) / se"
+    rng = (f"t {stats.fmt(float(t['t'].min()))}-{stats.fmt(float(t['t'].max()))}, d in "
+           f"{sorted(int(d) for d in t['d'].unique())}, n in {sorted(int(n) for n in t['n'].unique())}, "
+           f"{len(t)} (law, d, n, t) settings") if len(t) else ""
+    if np.isfinite(z).sum() < 10:
+        return inconclusive(stat, f"only {int(np.isfinite(z).sum())} finite z-scores", range_tested=rng)
+    band = (1 / (1 + scale_tolerance), 1 + scale_tolerance)
+    k = z_scale_interval(z)
+    rel = float(np.median(t["difference_se"] / t["fisher"].abs()))
+    confounds = [] if rel <= max_relative_se else [
+        f"median relative se of the difference {stats.fmt(rel, 2)} > {max_relative_se:g}: the rows cannot see a "
+        "gap of that size"]
+    verdict = decide_within(k.lo, k.hi, *band) if not confounds else INCONCLUSIVE
+    parts = [finding(stat, k, verdict, f"kappa {stats.fmt_interval(*k[:3], 3)} over {z.size} rows "
+                     f"(mean z {np.mean(z):.2f}, max |z| {np.abs(z).max():.2f}; median se/Fisher {stats.fmt(rel, 2)})",
+                     confounds=confounds, range_tested=rng)]
+    q = t[t["quadrature"].notna()] if "quadrature" in t.columns else t.iloc[:0]
+    if len(q):
+        zq = np.concatenate([((q["loss_gap"] - q["quadrature"]) / q["loss_gap_se"]).to_numpy(float),
+                             ((q["fisher"] - q["quadrature"]) / q["fisher_se"]).to_numpy(float)])
+        kq = z_scale_interval(zq)
+        parts.append(finding("scale of the z-scores of both estimates against quadrature", kq,
+                             decide_within(kq.lo, kq.hi, *band),
+                             f"vs quadrature ({len(q)} rows): kappa {stats.fmt_interval(*kq[:3], 3)}", range_tested=rng))
+    return all_of(parts, range_tested=rng)
+
+
+CLAIMS = [
+    Claim("lossgap_identity", "Loss-Gap_t (DSM loss of the true score minus that of the empirical score) equals "
+          "Fisher(P^_t, P_t) under the empirical noised law", "Prop. 4.1", "every t > 0 and every training set (an "
+          "identity)", "theory.lossgap.loss_gap", judge_identity,
+          (Constant("scale_tolerance", 0.5, "z-score scale kappa accepted within [1/(1+tol), 1+tol]"),
+           Constant("max_relative_se", 0.1, "power check: largest median se/Fisher of the difference"))),
+]

@@ -22,6 +22,9 @@ import torch
 import theory
 from theory import lossgap
 
+from . import stats
+from .verdicts import Claim, Constant, conjunction, decide_within, finding, inconclusive
+
 NAME = "lossgap_rate"
 CLAIM = "At fixed small t, Loss-Gap_t decays with n only once n^(-1/d) < sigma_t; fitted exponent vs -1/d (Sec. 4)"
 ORDER = 32
@@ -56,6 +59,8 @@ PRESETS = {
                     decay_fraction=0.5, min_fit_points=3, seeds=tuple(range(8))),
 }
 ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 30, "paper": 3600}
+COLUMNS = ("d", "n", "t", "sigma2_t", "loss_gap", "loss_gap_se", "memorization_level", "nn_distance_median",
+           "nn_over_sigma", "n_draws", "estimator", "seed", "preset", "device", "runtime_s", "point")
 
 
 def sample_sizes(cfg: Config) -> list[int]:
@@ -87,20 +92,11 @@ def run_point(point: dict, cfg: Config, device: str) -> list[dict]:
     return rows
 
 
-def _power_fit(ns, mean, se) -> tuple[float, float]:
-    """Slope and its standard error of log mean = a + slope log n, weighted by 1 / var(log mean) = (mean/se)^2."""
-    x, y = np.log(ns), np.log(mean)
-    w = (mean / np.maximum(se, 1e-300)) ** 2
-    X = np.stack([np.ones_like(x), x], axis=1)
-    cov = np.linalg.inv(X.T @ (X * w[:, None]))
-    beta = cov @ (X.T @ (w * y))
-    return float(beta[1]), float(math.sqrt(cov[1, 1]))
-
-
 def fit_rates(table, cfg: Config):
-    """Per (d, t): the fitted exponent of E_D[Loss-Gap_t] ~ n^slope over the decay regime, its standard
-    error (weighted least squares on logs, weights from the seed-to-seed spread), the n-range used, and the
-    reference exponents -1/d and -1. Returns a DataFrame."""
+    """Per (d, t): the fitted exponent of E_D[Loss-Gap_t] ~ n^slope over the decay regime with its standard
+    error and 95% interval (``verify.stats.loglog_fit``, weighted by the errors of the means over training
+    sets: the larger of the seed spread and the Monte-Carlo error), the n-range used, and the reference
+    exponents -1/d and -1. Returns a DataFrame."""
     import pandas as pd
 
     rows = []
@@ -113,15 +109,19 @@ def fit_rates(table, cfg: Config):
         ns = mean.index.to_numpy(dtype=float)
         rec = {"d": d, "t": t, "minus_one_over_d": -1.0 / d, "minus_one": -1.0, "n_fit_points": int(use.sum())}
         if use.sum() >= cfg.min_fit_points:
-            slope, slope_se = _power_fit(ns[use], mean.to_numpy()[use], se.to_numpy()[use])
-            rec.update(slope=slope, slope_se=slope_se, n_fit_min=int(ns[use].min()), n_fit_max=int(ns[use].max()))
+            fit = stats.loglog_fit(ns[use], mean.to_numpy()[use], se.to_numpy()[use])
+            rec.update(slope=fit.slope, slope_se=fit.slope_se, slope_lo=fit.lo, slope_hi=fit.hi,
+                       n_fit_min=int(ns[use].min()), n_fit_max=int(ns[use].max()))
         else:
-            rec.update(slope=float("nan"), slope_se=float("nan"), n_fit_min=float("nan"), n_fit_max=float("nan"))
+            rec.update(slope=math.nan, slope_se=math.nan, slope_lo=-math.inf, slope_hi=math.inf,
+                       n_fit_min=math.nan, n_fit_max=math.nan)
         tail = np.zeros_like(use)
         tail[-3:] = True
         tail &= use
-        rec["tail_slope"], rec["tail_slope_se"] = (_power_fit(ns[tail], mean.to_numpy()[tail], se.to_numpy()[tail])
-                                                   if tail.sum() == 3 else (float("nan"), float("nan")))
+        tail_fit = (stats.loglog_fit(ns[tail], mean.to_numpy()[tail], se.to_numpy()[tail]) if tail.sum() == 3
+                    else None)
+        rec["tail_slope"], rec["tail_slope_se"] = ((tail_fit.slope, tail_fit.slope_se) if tail_fit
+                                                   else (math.nan, math.nan))
         rows.append(rec)
     return pd.DataFrame(rows)
 
@@ -147,7 +147,8 @@ def plot(table, cfg: Config):
                 anchor = mean.loc[int(f["n_fit_max"])]
                 ax.plot(nn, anchor * (nn / f["n_fit_max"]) ** f["slope"], "-", color=f"C{i}")
                 ax.plot(nn, anchor * (nn / f["n_fit_max"]) ** (-1.0 / d), "--", color=f"C{i}", alpha=0.5)
-                label += f"fit n^{f['slope']:.2f}±{f['slope_se']:.2f}, last 3: {f['tail_slope']:.2f} (−1/d = {-1 / d:.2f})"
+                label += (f"fit n^{f['slope']:.2f} [{f['slope_lo']:.2f}, {f['slope_hi']:.2f}], last 3: "
+                          f"{f['tail_slope']:.2f} (−1/d = {-1 / d:.2f})")
             else:
                 label += "no decay regime in range"
             ax.plot([], [], "o-", color=f"C{i}", label=label)
@@ -164,3 +165,52 @@ def plot(table, cfg: Config):
                  rf"{cfg.decay_fraction:g} $d/\sigma_t^2$; error bars 2 stderr over training sets)")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------- claims
+def _preset_config(table) -> Config:
+    """The preset config named by the table's ``preset`` column (cpu if absent or unknown)."""
+    preset = str(table["preset"].iloc[0]) if "preset" in table.columns and len(table) else "cpu"
+    return PRESETS.get(preset, PRESETS["cpu"])
+
+
+def judge_rate(table, *, tolerance=0.1, decay_fraction=0.5):
+    """Rule: for every (d, t) whose Loss-Gap is in its decaying regime (E_D[Loss-Gap] < decay_fraction *
+    d / sigma_t^2) over at least the preset's minimum number of n, the fitted exponent of E_D[Loss-Gap_t] ~
+    n^slope (weighted log-log fit, 95% interval) lies in -1/d -+ tolerance: holds if every interval lies
+    inside its band, does not hold if some interval lies entirely outside it, inconclusive otherwise. The
+    distance of each exponent to -1 (a kernel estimate's variance rate) is reported beside it."""
+    import dataclasses
+
+    t = table[table["error"].isna()] if "error" in table.columns else table
+    cfg = dataclasses.replace(_preset_config(t), decay_fraction=decay_fraction)
+    fits = fit_rates(t, cfg)
+    stat = "fitted exponent of E_D[Loss-Gap_t] ~ n^slope against -1/d (the (d, t) farthest from its band)"
+    rng = (f"d in {sorted(int(d) for d in t['d'].unique())}, t in {sorted(float(v) for v in t['t'].unique())}, "
+           f"n {int(t['n'].min())}-{int(t['n'].max())}, {t['seed'].nunique()} training sets per n")
+    unfit = fits[~np.isfinite(fits["slope"])]
+    confounds = ([f"no decay regime with >= {cfg.min_fit_points} n at " + ", ".join(
+        f"d={int(r.d)} t={stats.fmt(r.t)}" for r in unfit.itertuples()) + " (not judged)"] if len(unfit) else [])
+    fits = fits[np.isfinite(fits["slope"])]
+    if fits.empty:
+        return inconclusive(stat, "no (d, t) with enough n in the decay regime", confounds=confounds, range_tested=rng)
+    verdicts = [decide_within(r.slope_lo, r.slope_hi, -1 / r.d - tolerance, -1 / r.d + tolerance)
+                for r in fits.itertuples()]
+    # the deciding fit: the one whose interval is farthest from its band
+    gap = [max(-1 / r.d - tolerance - r.slope_hi, r.slope_lo - (-1 / r.d + tolerance)) for r in fits.itertuples()]
+    worst = fits.iloc[int(np.argmax(gap))]
+    parts = [f"d={int(r.d)}, t={stats.fmt(r.t)}: {stats.fmt_interval(r.slope, r.slope_lo, r.slope_hi, 2)} "
+             f"(-1/d = {-1 / r.d:.2f}; n {int(r.n_fit_min)}-{int(r.n_fit_max)})" for r in fits.itertuples()]
+    near_one = sum(r.slope_lo <= -1 <= r.slope_hi for r in fits.itertuples())
+    text = ("fitted exponents " + "; ".join(parts) + f"; {near_one} of {len(fits)} intervals contain -1 (the "
+            "fixed-t variance rate of a kernel estimate)")
+    return finding(stat, (float(worst["slope"]), float(worst["slope_lo"]), float(worst["slope_hi"])),
+                   conjunction(verdicts), text, interval="wls", confounds=confounds, range_tested=rng)
+
+
+CLAIMS = [
+    Claim("lossgap_rate", "At fixed small t the Loss-Gap vanishes with n only at a rate like n^(-1/d)",
+          "Sec. 4, after Thm 4.3", "fixed small t, n -> infinity", "theory.lossgap.fisher_divergence", judge_rate,
+          (Constant("tolerance", 0.1, "half-width of the band around -1/d accepted as 'like n^(-1/d)'"),
+           Constant("decay_fraction", 0.5, "decay regime: E_D[Loss-Gap] below this fraction of d / sigma_t^2"))),
+]

@@ -6,8 +6,9 @@ it inherits the runner's atomic writes and resume)."""
 
 from __future__ import annotations
 
-from . import _gmm
+from . import _gmm, _memorization
 from ._gmm import Config, grid  # noqa: F401
+from .verdicts import Claim
 
 NAME = "phase_2d"
 CLAIM = "2-D, K = 4: samples go from underfit to generalizing to memorized as the score net grows (Sec. 6)"
@@ -22,6 +23,25 @@ PRESETS = {
                     index_samples=2000),
 }
 ESTIMATED_RUNTIME = {"smoke": 5, "cpu": 15, "paper": 3600}
+COLUMNS = _memorization.SWEEP_COLUMNS + ("x0", "x1")
+
+
+def judge_phase(table, *, min_effect=0.05, quality_tolerance=0.5):
+    """Rule: underfit -> generalize -> memorize, two parts both required: (1) excess memorization over the
+    null rate of true-law draws at the largest network minus at the smallest one that passes the fit check,
+    bootstrap interval over seeds and samples above min_effect (does not hold at or below it); (2) the
+    held-out log-likelihood of the best intermediate network exceeds that of both ends, each difference's
+    normal interval at the Bonferroni level 1 - 0.05/2 above 0. A table without the null/anchor/quality
+    columns cannot decide part (1)."""
+    return _memorization.judge_phases(table, min_effect=min_effect, quality_tolerance=quality_tolerance)
+
+
+CLAIMS = [
+    Claim("phases_2d", "In 2-D (K = 4), growing the score network moves its samples from underfit to generalizing "
+          "to memorized", "Sec. 6, Gaussian-mixture experiments", "d = 2, K = 4, network sizes from underfit to "
+          "memorizing", "theory.memorization.calibrated_memorization", judge_phase,
+          (_memorization.MIN_EFFECT, _memorization.QUALITY_TOLERANCE)),
+]
 
 
 def run_point(point, cfg, device):

@@ -1,45 +1,90 @@
-"""The claims-vs-measured report: one row per claim of the paper (verify.claims), its verdict computed from
-the tables. Verdicts are never typed in: ``write_report`` reads the CSV files and applies each claim's
-rule; a missing table (or one from another preset) gives "not run at this preset"."""
+"""The claims-vs-measured report: one row per claim (the registry ``verify.claims()``) per preset whose tables
+exist, every verdict computed from the tables by the claim's rule, with its statistic, interval, sensitivity
+to the rule's constants and the confounds it found. Nothing is typed in; nothing time-dependent or absolute
+is written, so rerunning on the same tables gives the same files (figures/REPORT.md and REPORT.csv)."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import inspect
 import os
-import time
 from pathlib import Path
 
 import pandas as pd
 
-from .claims import CLAIMS, Claim
-from .runner import atomic_write, output_paths
+from . import claims as registry
+from .runner import COMMITTED_PRESETS, FIGURES, REPO_ROOT, atomic_write, output_paths, smoke_dir
+from .stats import INTERVAL_KINDS
+from .verdicts import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Claim, Finding, sensitivity
 
-HOLDS, FAILS, NOT_RUN, INCONCLUSIVE = "holds", "does not hold", "not run at this preset", "inconclusive"
+__all__ = ["evaluate", "render_report", "write_report", "timings", "HOLDS", "FAILS", "INCONCLUSIVE", "NOT_RUN"]
+
+COLUMNS = ["preset", "key", "module", "claim", "where", "paper_range", "range_tested", "statistic", "value", "lo",
+           "hi", "interval", "verdict", "fragile", "sensitivity", "confounds", "measured", "rule", "constants",
+           "theory", "theory_file", "table", "figure", "machine"]
+
+
+def resolve(dotted: str):
+    """The object named by a dotted path such as ``theory.lossgap.loss_gap``."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for name in parts[i:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ImportError(dotted)
+
+
+def theory_file(dotted: str) -> Path:
+    return Path(inspect.getsourcefile(resolve(dotted))).resolve()
+
+
+def _rel(path: Path, start: Path) -> str:
+    return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
+
+
+def _constants(claim: Claim) -> str:
+    return "; ".join(f"{c.name} = {c.default:g}: {c.meaning}" for c in claim.constants) or "none"
 
 
 def evaluate(preset: str, out=None, claims: list[Claim] | None = None) -> pd.DataFrame:
-    """Apply every claim's rule to its module's table; one row per claim."""
+    """Apply every claim's rule to its module's table at ``preset``; one row per claim (COLUMNS). Paths are
+    relative to the repository root."""
     rows = []
-    for c in claims or CLAIMS:
+    for c in claims if claims is not None else registry():
         paths = output_paths(c.module, preset, out)
-        row = {"claim": c.claim, "where": c.where, "module": c.module, "rule": c.rule,
-               "table": str(paths.table), "figure": str(paths.figure)}
+        row = {"preset": preset, "key": c.key, "module": c.module, "claim": c.statement, "where": c.where,
+               "paper_range": c.paper_range, "rule": c.rule, "constants": _constants(c), "theory": c.theory,
+               "theory_file": _rel(theory_file(c.theory), REPO_ROOT), "table": _rel(paths.table, REPO_ROOT),
+               "figure": _rel(paths.figure, REPO_ROOT), "range_tested": "", "statistic": "", "value": float("nan"),
+               "lo": float("nan"), "hi": float("nan"), "interval": "none", "fragile": False, "sensitivity": "",
+               "confounds": "", "measured": "", "machine": ""}
         if not paths.table.exists():
-            rows.append({**row, "measured": "", "preset": preset, "machine": "", "verdict": NOT_RUN})
+            rows.append({**row, "verdict": str(NOT_RUN), "measured": "no table"})
             continue
-        table = pd.read_csv(paths.table)
+        table = pd.read_csv(paths.table, low_memory=False)
+        row["machine"] = (", ".join(sorted(table["device"].dropna().astype(str).unique()))
+                          if "device" in table.columns else "")
         if "preset" in table.columns and not (table["preset"] == preset).all():
-            rows.append({**row, "measured": "table is from another preset", "preset": preset, "machine": "",
-                         "verdict": NOT_RUN})
+            rows.append({**row, "verdict": str(NOT_RUN), "measured": "table is from another preset"})
             continue
         try:
-            finding = c.judge(table)
-            verdict = INCONCLUSIVE if finding.holds is None else (HOLDS if finding.holds else FAILS)
-            measured = finding.measured
+            f: Finding = c.evaluate(table)
+            sens = sensitivity(c, table, f)
         except Exception as exc:  # a rule that cannot read its table is reported, not hidden
-            verdict, measured = INCONCLUSIVE, f"rule failed: {type(exc).__name__}: {exc}"
-        machine = ", ".join(sorted(table["device"].dropna().astype(str).unique())) if "device" in table else ""
-        rows.append({**row, "measured": measured, "preset": preset, "machine": machine, "verdict": verdict})
-    return pd.DataFrame(rows)
+            rows.append({**row, "verdict": str(INCONCLUSIVE), "measured": f"rule failed: {type(exc).__name__}: {exc}",
+                         "confounds": "the rule could not read its table"})
+            continue
+        rows.append({**row, "range_tested": f.range_tested, "statistic": f.statistic, "value": f.value, "lo": f.lo,
+                     "hi": f.hi, "interval": f.interval, "verdict": str(f.verdict), "fragile": sens.fragile,
+                     "sensitivity": sens.describe(), "confounds": "; ".join(f.confounds), "measured": f.text,
+                     "summary": f.summary})
+    frame = pd.DataFrame(rows)
+    return frame[[c for c in COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in COLUMNS]]
 
 
 def timings(preset: str, out=None) -> pd.DataFrame:
@@ -51,41 +96,122 @@ def timings(preset: str, out=None) -> pd.DataFrame:
     for name in modules():
         path = output_paths(name, preset, out).table
         if path.exists():
-            table = pd.read_csv(path)
+            table = pd.read_csv(path, low_memory=False)
             machine = ", ".join(sorted(table["device"].dropna().astype(str).unique()))
             rows.append({"module": name, "preset": preset, "machine": machine, "rows": len(table),
                          "runtime_s": round(float(table["runtime_s"].sum()), 1)})
     return pd.DataFrame(rows, columns=["module", "preset", "machine", "rows", "runtime_s"])
 
 
-def _link(target: str, start: Path) -> str:
-    return os.path.relpath(target, start)
+def tables_digest(preset: str, out=None) -> tuple[int, str]:
+    """(number of tables, first 12 hex digits of the sha256 of their names and contents) at ``preset``."""
+    from . import modules
+
+    h, k = hashlib.sha256(), 0
+    for name in sorted(modules()):
+        path = output_paths(name, preset, out).table
+        if path.exists():
+            h.update(name.encode() + b"\0" + path.read_bytes())
+            k += 1
+    return k, h.hexdigest()[:12]
 
 
-def write_report(preset: str, out=None, claims: list[Claim] | None = None) -> Path:
-    """Evaluate the claims and write ``REPORT.md`` (next to the figures) and ``REPORT.csv``; returns
-    the path of REPORT.md."""
-    verdicts = evaluate(preset, out, claims)
-    folder = output_paths("REPORT", preset, out).figure.parent
-    lines = [f"# memsep: the paper's claims against what was measured ({preset} preset)", "",
-             f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `python -m verify all --preset {preset}` from "
-             "the tables; every verdict is computed by the rule listed below.", "",
-             "| # | claim | where | measured | preset, machine | verdict | figure, table |",
-             "|---|---|---|---|---|---|---|"]
-    for i, r in verdicts.iterrows():
-        links = (f"[png]({_link(r['figure'], folder)}), [csv]({_link(r['table'], folder)})"
-                 if r["verdict"] != NOT_RUN else "")
-        cell = lambda s: str(s).replace("|", "\\|")
-        lines.append(f"| {i + 1} | {cell(r['claim'])} | {r['where']} | {cell(r['measured'])} | "
-                     f"{r['preset']}, {cell(r['machine'])} | **{r['verdict']}** | {links} |")
+def _cell(s) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def _interval_text(r) -> str:
+    if r["interval"] == "none" or not r.get("summary"):
+        return r.get("summary") or ""
+    return r["summary"]
+
+
+def _preset_section(preset: str, verdicts: pd.DataFrame, folder: Path, out) -> list[str]:
+    machines = ", ".join(sorted({m for m in verdicts["machine"] if m})) or "no table"
+    n, digest = tables_digest(preset, out)
     counts = verdicts["verdict"].value_counts()
-    lines += ["", "Summary: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", "", "## Rules", ""]
-    lines += [f"{i + 1}. ({r['module']}) {r['rule']}" for i, r in verdicts.iterrows()]
+    lines = [f"## {preset} preset", "",
+             f"Measured on: {machines}. Inputs: {n} tables under `{_rel(output_paths('x', preset, out).table.parent, REPO_ROOT)}/` "
+             f"(sha256 of their contents: `{digest}`).",
+             ("The cpu preset is a small-scale check on a 2-core CPU: compare the range tested with the paper's range "
+              "in every row; no cpu row is a measurement at the paper's scale." if preset == "cpu" else ""), "",
+             "Summary: " + ", ".join(f"{k} {v}" for v, k in counts.items()) + ".", "",
+             "| # | claim (paper) | paper's range | range tested | statistic [interval] (kind) | verdict | sensitivity "
+             "| confounds | links |", "|---|---|---|---|---|---|---|---|---|"]
+    for i, r in verdicts.reset_index(drop=True).iterrows():
+        links = ""
+        if r["verdict"] != str(NOT_RUN):
+            links = (f"[table]({_rel(REPO_ROOT / r['table'], folder)}), [figure]({_rel(REPO_ROOT / r['figure'], folder)}), ")
+        links += f"[module]({_rel(REPO_ROOT / 'verify' / (r['module'] + '.py'), folder)}), " \
+                 f"[`{r['theory']}`]({_rel(REPO_ROOT / r['theory_file'], folder)})"
+        stat = _interval_text(r) + (f" ({r['interval']})" if r["interval"] not in ("none",) and r.get("summary") else "")
+        lines.append(f"| {i + 1} | **{_cell(r['key'])}**: {_cell(r['claim'])} ({_cell(r['where'])}) | {_cell(r['paper_range'])} "
+                     f"| {_cell(r['range_tested'])} | {_cell(stat)} | **{r['verdict']}** | {_cell(r['sensitivity'])} "
+                     f"| {_cell(r['confounds']) or 'none found'} | {links} |")
+    lines += ["", f"### What each rule measured ({preset})", ""]
+    lines += [f"{i + 1}. **{r['key']}** ({r['module']}): {r['measured']}" for i, r in verdicts.reset_index(drop=True).iterrows()]
     timing = timings(preset, out)
-    lines += ["", "## Compute time", "", "| module | preset | machine | rows | runtime (s) |", "|---|---|---|---|---|"]
-    lines += [f"| {r.module} | {r.preset} | {r.machine} | {r.rows} | {r.runtime_s:.1f} |" for r in timing.itertuples()]
-    lines += ["", f"Total: {timing['runtime_s'].sum():.0f} s."]
+    if len(timing):
+        lines += ["", f"### Compute time ({preset})", "", "| module | machine | rows | runtime (s) |", "|---|---|---|---|"]
+        lines += [f"| {r.module} | {r.machine} | {r.rows} | {r.runtime_s:.1f} |" for r in timing.itertuples()]
+        lines += ["", f"Total: {timing['runtime_s'].sum():.0f} s (the summed `runtime_s` of the rows)."]
+    return lines + [""]
+
+
+def _preamble(used_kinds: list[str], presets: list[str], missing: list[str]) -> list[str]:
+    lines = ["# memsep: the paper's claims against what was measured", "",
+             "Produced by `python -m verify report` (also the last step of `python -m verify all`) from the committed "
+             "tables; every verdict is computed by its claim's rule (see *Rules and constants*). The file has no "
+             "timestamps or absolute paths: rerunning it on the same tables and code gives the same file.", "",
+             "Presets with tables: " + (", ".join(presets) or "none")
+             + ("; without tables (not run): " + ", ".join(missing) if missing else "") + ".", "",
+             "## How to read a row", "",
+             "- **verdict**: *holds* (the interval lies on the claim's side of its boundary), *does not hold* (it "
+             "lies on the negation's side), *inconclusive* (the interval straddles the boundary, or the table "
+             "cannot compute the statistic: the confounds say why), *not run at this preset* (no table).",
+             "- **statistic [interval] (kind)**: the quantity the rule decides on, its value and its interval "
+             "[lo, hi]; the kind says what the interval is (below). This report uses no plus-minus sign: every uncertainty is an "
+             "interval of a named kind.",
+             "- **sensitivity**: the rule rerun with each declared constant halved and doubled, one at a time; "
+             "*fragile* lists every change that flips the verdict.",
+             "- **confounds**: what the rule found that limits the verdict: failed fits, censored points, sets it "
+             "could not judge, missing baseline columns. A point named there is never counted as support.",
+             "- **paper's range / range tested**: the scale the paper states beside the scale of this table.", "",
+             "Interval kinds used:", ""]
+    lines += [f"- `{k}`: {INTERVAL_KINDS[k]}" for k in used_kinds]
+    return lines + [""]
+
+
+def render_report(preset: str | None = None, out=None, claims: list[Claim] | None = None):
+    """(folder, REPORT.md text, REPORT.csv frame) as ``write_report`` would write them."""
+    claims = claims if claims is not None else registry()
+    if out is None and preset in (None, *COMMITTED_PRESETS):
+        folder, presets = FIGURES, [p for p in COMMITTED_PRESETS if tables_digest(p)[0] > 0]
+        missing = [p for p in COMMITTED_PRESETS if p not in presets]
+    else:
+        folder = Path(out) if out is not None else smoke_dir()
+        presets, missing = [preset or "smoke"], []
+    frames = {p: evaluate(p, out, claims) for p in presets}
+    allv = pd.concat(frames.values(), ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    used = [k for k in INTERVAL_KINDS if k in set(allv.get("interval", []))]
+    lines = _preamble(used, presets, missing)
+    for p in presets:
+        lines += _preset_section(p, frames[p], folder, out)
+    lines += ["## Rules and constants", ""]
+    for c in claims:
+        lines += [f"- **{c.key}** ({c.module}; {c.where}; rests on `{c.theory}`): {c.rule}",
+                  f"  Constants: {_constants(c)}."]
+    csv = allv.drop(columns=[c for c in ("summary",) if c in allv.columns])
+    return folder, "\n".join(lines) + "\n", csv
+
+
+def write_report(preset: str | None = None, out=None, claims: list[Claim] | None = None) -> Path:
+    """Write REPORT.md and REPORT.csv; returns the path of REPORT.md.
+
+    Without ``out`` and for a committed preset (or None): one report in figures/ covering every committed
+    preset whose tables exist. With ``out`` (or for smoke): a report in that folder for ``preset``."""
+    folder, text, csv = render_report(preset, out, claims)
     path = folder / "REPORT.md"
-    atomic_write(path, lambda p: Path(p).write_text("\n".join(lines) + "\n"))
-    atomic_write(folder / "REPORT.csv", lambda p: verdicts.to_csv(p, index=False))
+    atomic_write(path, lambda p: Path(p).write_text(text))
+    atomic_write(folder / "REPORT.csv", lambda p: csv.to_csv(p, index=False))
     return path

@@ -29,6 +29,9 @@ import torch
 from tqdm.auto import tqdm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS = REPO_ROOT / "data" / "results"
+FIGURES = REPO_ROOT / "figures"
+COMMITTED_PRESETS = ("cpu", "paper")   # their tables and figures live in the repository, one folder per preset
 RUNNER_COLUMNS = ["seed", "preset", "device", "runtime_s", "point"]
 
 
@@ -44,15 +47,28 @@ class Paths:
 
 
 def output_paths(name: str, preset: str, out: str | os.PathLike | None) -> Paths:
-    """Default: data/results/NAME.csv and figures/NAME.png in the repository; ``smoke`` output goes to a
-    temporary folder unless ``out`` is given; with ``out`` everything goes into that folder."""
-    if out is None and preset == "smoke":
-        out = Path(tempfile.gettempdir()) / "memsep-smoke"
+    """Where a module's table, figure and configuration go. Default, for the committed presets (cpu, paper):
+    data/results/PRESET/NAME.csv (and NAME.config.json) and figures/PRESET/NAME.png in the repository; any
+    other preset (smoke) goes to this process's fresh temporary folder (``smoke_dir``). With ``out``,
+    everything goes into that folder."""
+    if out is None and preset not in COMMITTED_PRESETS:
+        out = smoke_dir()
     if out is not None:
         base = Path(out)
         return Paths(base / f"{name}.csv", base / f"{name}.png", base / f"{name}.config.json")
-    return Paths(REPO_ROOT / "data" / "results" / f"{name}.csv", REPO_ROOT / "figures" / f"{name}.png",
-                 REPO_ROOT / "data" / "results" / f"{name}.config.json")
+    return Paths(RESULTS / preset / f"{name}.csv", FIGURES / preset / f"{name}.png",
+                 RESULTS / preset / f"{name}.config.json")
+
+
+_SMOKE_DIR: Path | None = None
+
+
+def smoke_dir() -> Path:
+    """A fresh temporary folder for this process's uncommitted (smoke) output, made on first use."""
+    global _SMOKE_DIR
+    if _SMOKE_DIR is None:
+        _SMOKE_DIR = Path(tempfile.mkdtemp(prefix="memsep-smoke-"))
+    return _SMOKE_DIR
 
 
 def checkpoint_path(kind: str, key) -> Path:

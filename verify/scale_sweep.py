@@ -6,11 +6,12 @@ the model's held-out ODE log-likelihood and the memorization index per width and
 
 from __future__ import annotations
 
-from . import _gmm
+from . import _gmm, _memorization
 from ._gmm import Config, grid, run_point  # noqa: F401  (the verify protocol)
+from .verdicts import Claim
 
 NAME = "scale_sweep"
-CLAIM = "Score nets memorize more as they grow (24K -> 44M parameters), K = 8 mixture (Sec. 6)"
+CLAIM = "Score nets memorize more as they grow, K = 8 mixture (Sec. 6; the paper: 24K -> 44M parameters)"
 ORDER = 51
 PRESETS = {
     "smoke": Config(dims=(2,), n_components=8, widths=(8, 32), ns=(32,), seeds=(0,), steps=30, n_generated=30,
@@ -23,6 +24,22 @@ PRESETS = {
                     sample_steps=200, loglik_steps=100, index_samples=4000),
 }
 ESTIMATED_RUNTIME = {"smoke": 5, "cpu": 20, "paper": 6 * 3600}
+COLUMNS = _memorization.SWEEP_COLUMNS
+
+
+def judge_size(table, *, min_effect=0.05, quality_tolerance=0.5):
+    """Rule: excess memorization (memorized fraction minus the null rate of true-law draws) at the largest
+    network minus at the smallest, among the networks that pass the fit check (means over seeds), has its
+    bootstrap interval over seeds and samples above min_effect; does not hold if the interval lies at or
+    below it; a table without the null/anchor/quality columns cannot decide."""
+    return _memorization.judge_trend(table, "params", +1, min_effect=min_effect, quality_tolerance=quality_tolerance)
+
+
+CLAIMS = [
+    Claim("memorization_vs_size", "Memorization grows with the size of the score network", "Sec. 6, Gaussian-mixture "
+          "experiments", "24K -> 44M parameters, K = 8 mixture", "theory.memorization.calibrated_memorization",
+          judge_size, (_memorization.MIN_EFFECT, _memorization.QUALITY_TOLERANCE)),
+]
 
 
 def plot(table, cfg):

@@ -29,6 +29,9 @@ import theory
 from theory.networks import ReLUMLP, parameter_count, parameter_polynomial
 from theory.regression import RegressionConfig, fit_score
 
+from . import stats
+from .verdicts import Claim, Constant, all_of, decide_above, decide_within, finding, inconclusive
+
 NAME = "width_vs_n"
 CLAIM = "ReLU width needed for the empirical score grows ~ n; for the true score it does not depend on n (Thm 5.1)"
 ORDER = 40
@@ -78,6 +81,9 @@ PRESETS = {
                     lr=3e-3, eval_points=16384),
 }
 ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 80, "paper": 6 * 3600}
+COLUMNS = ("law", "n", "t", "width", "depth", "params", "net_seed", "rel_error", "rel_error_stderr", "final_loss",
+           "target_error", "width_star", "params_star", "steps", "parameterisation", "d", "K", "sigma_t",
+           "min_pair_distance", "seed", "preset", "device", "runtime_s", "point")
 
 LAWS = ("empirical", "true")
 SMALL_WIDTH = 32
@@ -170,32 +176,19 @@ def run_point(point: dict, cfg: Config, device: str) -> list[dict]:
     return rows
 
 
-def loglog_slope(x, y) -> tuple[float, float]:
-    """Least-squares slope of log y on log x and its standard error (NaN where < 3 finite points)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    if ok.sum() < 2:
-        return math.nan, math.nan
-    lx, ly = np.log(x[ok]), np.log(y[ok])
-    A = np.vstack([lx, np.ones_like(lx)]).T
-    coef, res, *_ = np.linalg.lstsq(A, ly, rcond=None)
-    if ok.sum() < 3:
-        return float(coef[0]), math.nan
-    resid = ly - A @ coef
-    var = resid @ resid / (ok.sum() - 2) / ((lx - lx.mean()) ** 2).sum()
-    return float(coef[0]), float(math.sqrt(var))
-
-
 def summary(table, x: str = "n"):
-    """One row per (law, t, x, seed): W*, params*, and the fitted log-log slopes per (law, t)."""
+    """One row per (law, t, x, seed): W*, params*; and per (law, t) the least-squares slope of log W* on
+    log x with its 95% t-interval (``verify.stats.loglog_fit``) over the points whose W* was reached
+    (``censored``: how many were not, i.e. above the width grid, and left out of the fit)."""
     import pandas as pd
 
     keys = [c for c in ("law", "t", x, "seed") if c in table.columns]
     ws = table.groupby(keys, as_index=False)[["width_star", "params_star"]].first()
     slopes = []
     for (law, t), sub in ws.groupby(["law", "t"]):
-        s, se = loglog_slope(sub[x], sub["width_star"])
-        slopes.append({"law": law, "t": t, "slope": s, "slope_stderr": se})
+        fit = stats.loglog_fit(sub[x], sub["width_star"])
+        slopes.append({"law": law, "t": t, "slope": fit.slope, "slope_stderr": fit.slope_se, "slope_lo": fit.lo,
+                       "slope_hi": fit.hi, "n_points": fit.n_points, "censored": int(sub["width_star"].isna().sum())})
     return ws, pd.DataFrame(slopes)
 
 
@@ -245,3 +238,48 @@ def plot(table, cfg: Config):
     fig.suptitle("Width needed to fit the empirical vs the true score (Thm 5.1)")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------- claims
+def judge_width(table, *, min_slope_gap=0.5, flat_tolerance=0.3):
+    """Rule: at the smallest t, the least-squares slope of log W*(n) (W*: the smallest width reaching the
+    target error) for the empirical score minus that for the true score has its 95% interval (each slope's
+    t-interval, combined by MOVER) above min_slope_gap (theory: ~1 against ~0; does not hold if at or below),
+    and the true score's slope has its interval inside -+ flat_tolerance (independent of n; does not hold if
+    entirely outside). Points whose target was not reached within the width grid are censored: left out of
+    the fit and named as confounds, never counted as support."""
+    t = table[table["error"].isna()] if "error" in table.columns else table
+    ws, slopes = summary(t)
+    t_small = float(slopes["t"].min())
+    at = slopes[slopes["t"] == t_small].set_index("law")
+    stat = "slope of log W* vs log n: empirical minus true score, at the smallest t"
+    seeds = t["seed"].nunique() if "seed" in t else 1
+    net_seeds = t["net_seed"].nunique() if "net_seed" in t else 1
+    rng = (f"n {int(t['n'].min())}-{int(t['n'].max())}, d {int(t['d'].iloc[0])}, t = {stats.fmt(t_small)}, widths "
+           f"{int(t['width'].min())}-{int(t['width'].max())}, {seeds} data seed(s) x {net_seeds} net seed(s)")
+    missed = ws[ws["width_star"].isna() & (ws["t"] == t_small)]
+    confounds = ([f"censored (target not reached within the width grid; not in the fit): "
+                  + ", ".join(f"{r.law} n={int(r.n)}" for r in missed.itertuples())] if len(missed) else [])
+    if not {"empirical", "true"} <= set(at.index):
+        return inconclusive(stat, "slopes not available for both laws", confounds=confounds, range_tested=rng)
+    emp, tru = at.loc["empirical"], at.loc["true"]
+    e_iv = stats.Interval(emp["slope"], emp["slope_lo"], emp["slope_hi"], stats.LEVEL, "ols_t")
+    t_iv = stats.Interval(tru["slope"], tru["slope_lo"], tru["slope_hi"], stats.LEVEL, "ols_t")
+    gap = stats.difference_interval(e_iv, t_iv)
+    describe = ", ".join(f"t={stats.fmt(r.t)} {r.law} {stats.fmt_interval(r.slope, r.slope_lo, r.slope_hi, 2)} "
+                         f"({r.n_points} points)" for r in slopes.itertuples())
+    parts = [finding(stat, gap, decide_above(gap.lo, gap.hi, min_slope_gap),
+                     f"slopes of log W* vs log n: {describe}", confounds=confounds, range_tested=rng),
+             finding("slope of log W* vs log n for the true score", t_iv,
+                     decide_within(t_iv.lo, t_iv.hi, -flat_tolerance, flat_tolerance),
+                     f"true-score slope {stats.fmt_interval(*t_iv[:3], 2)} (band -+{flat_tolerance:g})", range_tested=rng)]
+    return all_of(parts, range_tested=rng)
+
+
+CLAIMS = [
+    Claim("width_separation", "A ReLU net needs width growing ~ n to represent the empirical score, but width "
+          "independent of n for the true score", "Thm 5.1", "n training points in R^d; width ~ n against O(1) in n",
+          "theory.regression.fit_score", judge_width,
+          (Constant("min_slope_gap", 0.5, "smallest difference of the two log-log slopes that counts as a separation"),
+           Constant("flat_tolerance", 0.3, "band -+ this around 0 accepted as 'independent of n'"))),
+]
