@@ -114,3 +114,11 @@ def test_row_builder_returns_exactly_the_documented_columns():
     assert bare["null_kind"] == "held_out" and math.isnan(bare["quality_gap"])
     with pytest.raises(ValueError):
         _memorization.memorization_row(anchor, train, anchor=anchor, t0=1e-3)
+
+
+def test_counts_do_not_depend_on_the_tile_size():
+    truth, train, anchor, g = _anchor(2, 32, seed=3, samples=120)
+    null = truth.sample(150, 1e-3, g)
+    a = calibrated_memorization(anchor, train, null=null, anchor=anchor)
+    b = calibrated_memorization(anchor, train, null=null, anchor=anchor, tile_size=64)
+    assert a == b

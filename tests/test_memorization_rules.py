@@ -129,6 +129,7 @@ def test_d_rule_on_realistic_tables():
     assert judge.evaluate(table("memorize", "generalize")).verdict is HOLDS
     gen = judge.evaluate(table("generalize", "generalize"))     # d = 2's null is ~0.1: excess, not raw rate
     assert gen.verdict is not HOLDS
+    assert judge.evaluate(table("generalize", "memorize")).verdict is FAILS      # rises with d
     underfit = judge.evaluate(table("memorize", "underfit"))    # a d whose net does not fit is not judged
     assert underfit.verdict is INCONCLUSIVE and any("d=8" in c for c in underfit.confounds)
 
