@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from theory.empirical import DEFAULT_TILE, MAX_QUERY_CHUNK, EmpiricalLaw  # noqa: E402
-from theory import forward  # noqa: E402
+from theory.laws.empirical import DEFAULT_TILE, MAX_QUERY_CHUNK, EmpiricalLaw  # noqa: E402
+from theory.laws import forward  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------- memory

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from theory.dit import DiT, DiTConfig, dit_parameter_count, preconditioning
-from theory.forward import alpha, sigma, sigma2
-from theory.samplers import probability_flow
-from theory.image_training import TrainConfig, normalised_to_time, train_denoiser
+from theory.networks.dit import DiT, DiTConfig, dit_parameter_count, preconditioning
+from theory.laws.forward import alpha, sigma, sigma2
+from theory.evaluation.samplers import probability_flow
+from theory.training.image import TrainConfig, normalised_to_time, train_denoiser
 
 TINY = DiTConfig(image_size=16, patch=4, width=32, depth=2, heads=4, freq_dim=16)
 TINY_PRE = dataclasses.replace(TINY, precondition="gaussian", data_std=0.5)

@@ -7,9 +7,9 @@ import mpmath
 import pytest
 import torch
 
-from theory import forward
-from theory.estimate import RunningMoments
-from theory.mixture import GaussianMixture
+from theory.laws import forward
+from theory.estimators.estimate import RunningMoments
+from theory.laws.mixture import GaussianMixture
 
 
 @pytest.mark.parametrize("t", [1e-12, 1e-6, 1e-3, 0.5, 3.0, 40.0])

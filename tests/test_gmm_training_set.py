@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import theory
-from theory.gmm_experiment import training_set
+from verify._gmm_pipeline import training_set
 
 
 def test_copies_repeat_the_first_points_and_keep_the_stream():

@@ -4,10 +4,10 @@ pruning masks exactly the requested count, the Taylor score is the derivative of
 import pytest
 import torch
 
-from theory.dit import DiT, DiTConfig
-from theory.head_pruning import (get_head_mask, head_importance, masked_heads, prune_mask, pruned_count,
+from theory.networks.dit import DiT, DiTConfig
+from theory.networks.heads import (get_head_mask, head_importance, masked_heads, prune_mask, pruned_count,
                                  random_prune_mask, set_head_mask, single_head_mask)
-from theory.image_training import TrainConfig, denoising_loss, sample_times, train_denoiser
+from theory.training.image import TrainConfig, denoising_loss, sample_times, train_denoiser
 
 CFG = DiTConfig(image_size=16, patch=4, width=32, depth=2, heads=4, freq_dim=16)
 

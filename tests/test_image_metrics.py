@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from theory import cifar
-from theory.image_metrics import (extract_features, fid, frechet_distance, inside_manifold, load_inception,
+from verify import _io as cifar
+from theory.evaluation.image_metrics import (extract_features, fid, frechet_distance, inside_manifold, load_inception,
                                   manifold_radii, precision_recall)
-from theory.memorization import memorization_fraction
+from theory.evaluation.memorization import memorization_fraction
 
 
 def _tiny_net(x):

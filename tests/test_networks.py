@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import theory
-from theory.networks import ReLUMLP, parameter_count
-from theory.regression import RegressionConfig, fit_score, relative_error
+from theory.networks.relu_mlp import ReLUMLP, parameter_count
+from theory.training.regression import RegressionConfig, fit_score, relative_error
 
 
 def hand_count(d_in, w, depth, d_out):

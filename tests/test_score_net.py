@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from theory.score_net import ScoreNet, build_score_net, parameter_count, width_for_budget
+from theory.networks.score_net import ScoreNet, build_score_net, parameter_count, width_for_budget
 
 
 @pytest.mark.parametrize("dim,width,depth", [(2, 8, 1), (5, 33, 2), (16, 64, 3)])

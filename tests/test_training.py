@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import theory
-from theory.score_net import ScoreNet
-from theory.training import TrainConfig, eps_loss, learning_rate, train
+from theory.networks.score_net import ScoreNet
+from theory.training.dsm import TrainConfig, eps_loss, learning_rate, train
 
 CFG = TrainConfig(steps=25, batch_size=64, lr=3e-3, warmup=5, t0=1e-3, checkpoint_every=10)
 
@@ -32,7 +32,7 @@ def test_learning_rate_schedule():
 def _mean_loss(net, data, seed=3):
     g = torch.Generator().manual_seed(seed)
     x0 = data[torch.randint(len(data), (1, 1000), generator=g)]
-    t = theory.training.sample_times((1, 1000), CFG.t0, CFG.T, g)
+    t = theory.training.dsm.sample_times((1, 1000), CFG.t0, CFG.T, g)
     with torch.no_grad():
         return float(eps_loss(net, x0, t, torch.randn(1, 1000, data.shape[1], generator=g)).mean())
 

@@ -7,8 +7,8 @@ import dataclasses
 
 import numpy as np
 
-from theory.gmm_experiment import GMMDefaults, run_group
-from theory.training import TrainConfig
+from verify._gmm_pipeline import GMMDefaults, run_group
+from theory.training.dsm import TrainConfig
 
 from .runner import checkpoint_path
 

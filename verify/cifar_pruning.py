@@ -40,11 +40,11 @@ import scipy.stats
 import torch
 
 import theory
-from theory import cifar
-from theory.dit import DiT, DiTConfig, dit_parameter_count
-from theory.head_pruning import head_importance, prune_mask, random_prune_mask, set_head_mask
-from theory.image_metrics import extract_features, fid, load_inception, precision_recall
-from theory.image_training import TrainConfig, train_denoiser
+from verify import _io as cifar
+from theory.networks.dit import DiT, DiTConfig, dit_parameter_count
+from theory.networks.heads import head_importance, prune_mask, random_prune_mask, set_head_mask
+from theory.evaluation.image_metrics import extract_features, fid, load_inception, precision_recall
+from theory.training.image import TrainConfig, train_denoiser
 
 NAME = "cifar_pruning"
 CLAIM = ("Pruning the attention heads least important at small t (Algorithm 1) lowers a CIFAR-10 DiT's "

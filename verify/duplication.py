@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 import theory
-from theory.gmm_experiment import GMMDefaults, run_group
-from theory.training import TrainConfig
+from verify._gmm_pipeline import GMMDefaults, run_group
+from theory.training.dsm import TrainConfig
 from verify import width_vs_n
 from verify.runner import checkpoint_path
 

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 import theory
-from theory.networks import ReLUMLP, parameter_count, parameter_polynomial
-from theory.regression import RegressionConfig, fit_score
+from theory.networks.relu_mlp import ReLUMLP, parameter_count, parameter_polynomial
+from theory.training.regression import RegressionConfig, fit_score
 
 NAME = "width_vs_n"
 CLAIM = "ReLU width needed for the empirical score grows ~ n; for the true score it does not depend on n (Thm 5.1)"

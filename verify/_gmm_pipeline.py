@@ -16,14 +16,14 @@ from typing import Sequence
 
 import torch
 
-from . import alpha, sigma2
-from .empirical import EmpiricalLaw
-from .likelihood import memorization_index, ode_log_likelihood
-from .memorization import memorization_fraction
-from .mixture import paper_mixture
-from .samplers import prior_sample, probability_flow, reverse_sde
-from .score_net import DEFAULT_FREQUENCIES, ScoreNet
-from .training import TrainConfig, load_ema, train
+from theory import alpha, sigma2
+from theory.laws.empirical import EmpiricalLaw
+from theory.evaluation.likelihood import memorization_index, ode_log_likelihood
+from theory.evaluation.memorization import memorization_fraction
+from theory.laws.mixture import paper_mixture
+from theory.evaluation.samplers import prior_sample, probability_flow, reverse_sde
+from theory.networks.score_net import DEFAULT_FREQUENCIES, ScoreNet
+from theory.training.dsm import TrainConfig, load_ema, train
 
 
 @dataclasses.dataclass(frozen=True)

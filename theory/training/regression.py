@@ -30,10 +30,10 @@ from typing import Sequence
 
 import torch
 
-from . import forward
-from .estimate import Estimate, RunningMoments
-from .law import NoisedLaw
-from .networks import ReLUMLP
+from ..laws import forward
+from ..estimators.estimate import Estimate, RunningMoments
+from ..laws.law import NoisedLaw
+from ..networks.relu_mlp import ReLUMLP
 
 
 PARAMETERISATIONS = ("score", "denoiser")

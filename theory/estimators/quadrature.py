@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from scipy.special import roots_legendre
 
-from . import forward
-from ._validate import check_positive_int, check_time
-from .empirical import EmpiricalLaw
-from .law import NoisedLaw
+from ..laws import forward
+from .._validate import check_positive_int, check_time
+from ..laws.empirical import EmpiricalLaw
+from ..laws.law import NoisedLaw
 from .lossgap import ScoreLike, _data, _score_fn
-from .mixture import GaussianMixture
+from ..laws.mixture import GaussianMixture
 
 MAX_DIM = 2
 DEFAULT_HALF_WIDTH = 10.0

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .forward import alpha, sigma
+from ..laws.forward import alpha, sigma
 
 VP_BETA = (0.1, 20.0)
 

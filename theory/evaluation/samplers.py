@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from ._validate import check_positive_int
+from .._validate import check_positive_int
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

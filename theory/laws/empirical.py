@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from ._validate import DEFAULT_DTYPE, TimeLike, as_tensor, check_finite, check_positive_int
+from .._validate import DEFAULT_DTYPE, TimeLike, as_tensor, check_finite, check_positive_int
 from .law import NoisedLaw, TimeCoefficients
 
 # (query, training point) pairs per tile: 8 MiB of float64 logits. Tiles of 32 MiB and more cross glibc's

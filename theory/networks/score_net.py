@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._validate import check_positive_int
+from .._validate import check_positive_int
 from .ensemble import StackedLinear, member_generators, parameters_per_member
 
 DEFAULT_FREQUENCIES = 8

@@ -39,8 +39,8 @@ from typing import NamedTuple, Sequence
 
 import torch
 
-from ._validate import check_positive_int
-from .score_net import ScoreNet
+from .._validate import check_positive_int
+from ..networks.score_net import ScoreNet
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ._validate import DEFAULT_DTYPE, TimeLike, as_tensor, check_finite, check_positive_int, check_spd
+from .._validate import DEFAULT_DTYPE, TimeLike, as_tensor, check_finite, check_positive_int, check_spd
 from . import forward
 from .law import NoisedLaw
 

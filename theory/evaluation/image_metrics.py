@@ -39,7 +39,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from .estimate import Estimate, binomial_estimate
+from ..estimators.estimate import Estimate, binomial_estimate
 from .neighbours import nearest_neighbours
 
 FeatureNet = Callable[[torch.Tensor], torch.Tensor]

@@ -24,8 +24,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .estimate import RunningMoments
-from .image_training import denoising_loss, sample_times
+from ..estimators.estimate import RunningMoments
+from ..training.image import denoising_loss, sample_times
 
 
 def gate_buffers(model: nn.Module) -> list[torch.Tensor]:

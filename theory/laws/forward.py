@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from ._validate import TimeLike, check_time
+from .._validate import TimeLike, check_time
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

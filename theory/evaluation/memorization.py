@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .estimate import Estimate, binomial_estimate
+from ..estimators.estimate import Estimate, binomial_estimate
 from .neighbours import DEFAULT_TILE, nearest_neighbours
 
 DEFAULT_THRESHOLD = 1.0 / 3.0

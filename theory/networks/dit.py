@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .forward import alpha, sigma, sigma2
+from ..laws.forward import alpha, sigma, sigma2
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import torch
 
-from . import forward
-from ._validate import TimeLike, as_tensor, check_finite, check_positive_int, check_spd, check_time
-from .empirical import EmpiricalLaw
-from .law import NoisedLaw
-from .neighbours import nearest_neighbours
+from ..laws import forward
+from .._validate import TimeLike, as_tensor, check_finite, check_positive_int, check_spd, check_time
+from ..laws.empirical import EmpiricalLaw
+from ..laws.law import NoisedLaw
+from ..evaluation.neighbours import nearest_neighbours
 
 
 def spectral_norm(matrices: torch.Tensor) -> torch.Tensor:

@@ -38,12 +38,12 @@ from typing import Callable, Iterator, Union
 
 import torch
 
-from . import forward
-from ._validate import as_tensor, check_finite, check_positive_int, check_time
-from .empirical import EmpiricalLaw
+from ..laws import forward
+from .._validate import as_tensor, check_finite, check_positive_int, check_time
+from ..laws.empirical import EmpiricalLaw
 from .estimate import Estimate, RunningMoments
-from .law import NoisedLaw
-from .mixture import GaussianMixture
+from ..laws.law import NoisedLaw
+from ..laws.mixture import GaussianMixture
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ScoreLike = Union[NoisedLaw, ScoreFn]

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 
 from . import forward
-from ._validate import TimeLike, check_points, check_positive_int, check_time
+from .._validate import TimeLike, check_points, check_positive_int, check_time
 
 
 class TimeCoefficients(NamedTuple):

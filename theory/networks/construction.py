@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import torch
 
-from . import forward
-from ._validate import as_tensor, check_finite
+from ..laws import forward
+from .._validate import as_tensor, check_finite
 
 
 def interpolation_error(R: float, pieces: int) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import as_tensor, check_finite, check_positive_int
+from .._validate import as_tensor, check_finite, check_positive_int
 
 DEFAULT_TILE = 2 ** 20  # (query, point) distances per tile (see theory.empirical.DEFAULT_TILE)
 
