@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import theory
-from theory.networks.relu_mlp import ReLUMLP, parameter_count
+from theory.networks.relu_mlp import ReLUMLP, relu_mlp_parameter_count as parameter_count
 from theory.training.regression import RegressionConfig, fit_score, relative_error
 
 

@@ -60,7 +60,7 @@ def grid(cfg: Config) -> list[dict]:
     return [{"law": law, "seed": seed, "t": float(t)} for law in LAWS for seed in cfg.seeds for t in times]
 
 
-def true_law(law: str, cfg: Config, seed: int, device: str) -> theory.GaussianMixture:
+def _true_law(law: str, cfg: Config, seed: int, device: str) -> theory.GaussianMixture:
     k = cfg.n_components if law == "mixture" else 1
     return theory.paper_mixture(k, cfg.dim, separation=cfg.separation, trace=cfg.trace,
                                 anisotropy=cfg.anisotropy, seed=seed, device=device)
@@ -68,7 +68,7 @@ def true_law(law: str, cfg: Config, seed: int, device: str) -> theory.GaussianMi
 
 def run_point(point: dict, cfg: Config, device: str) -> dict:
     seed, t = point["seed"], point["t"]
-    truth = true_law(point["law"], cfg, seed, device)
+    truth = _true_law(point["law"], cfg, seed, device)
     gen = torch.Generator(device=device).manual_seed(10_000 + seed)
     data = truth.sample(cfg.n, 0.0, gen)
     empirical = theory.EmpiricalLaw(data)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from .claims import CLAIMS, Claim
-from .runner import atomic_write, output_paths
+from ._io import atomic_write
+from .runner import output_paths
 
 HOLDS, FAILS, NOT_RUN, INCONCLUSIVE = "holds", "does not hold", "not run at this preset", "inconclusive"
 

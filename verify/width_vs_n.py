@@ -12,7 +12,7 @@ is the smallest width at which the best seed reaches ``target_error`` (log-linea
 the grid widths; NaN if none does). The theory predicts W* ~ n for the empirical score and W* independent
 of n for the true one: the figure fits log W* against log n.
 
-Columns: law, n, t, width, depth, params, net_seed, rel_error, rel_error_stderr, final_loss,
+Columns: law, n, t, width, depth, params, net_seed, rel_error, rel_error_se, final_loss,
 target_error, width_star, params_star, plus the runner's seed (data set), preset, device, runtime_s.
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import theory
-from theory.networks.relu_mlp import ReLUMLP, parameter_count, parameter_polynomial
+from theory.networks.relu_mlp import ReLUMLP, parameter_polynomial, relu_mlp_parameter_count
 from theory.training.regression import RegressionConfig, fit_score
 
 NAME = "width_vs_n"
@@ -88,12 +88,13 @@ def grid(cfg: Config) -> list[dict]:
             for t in cfg.times for law in LAWS for n in cfg.ns for s in cfg.data_seeds]
 
 
-def true_law(cfg: Config, device: str) -> theory.GaussianMixture:
+def true_mixture(cfg: FitConfig, device: str) -> theory.GaussianMixture:
+    """The true law of the width experiments (and of verify.duplication)."""
     return theory.paper_mixture(cfg.n_components, cfg.dim, separation=cfg.separation, trace=cfg.trace,
                                 seed=0, device=device)
 
 
-def training_set(truth: theory.GaussianMixture, n: int, seed: int) -> torch.Tensor:
+def nested_training_set(truth: theory.GaussianMixture, n: int, seed: int) -> torch.Tensor:
     """n points of the true law from the data seed (the first n of a fixed stream, so sets are nested)."""
     g = torch.Generator(device=truth.device).manual_seed(20_000 + seed)
     return truth.sample(n, 0.0, g)
@@ -148,8 +149,8 @@ def fit_widths(law, t: float, cfg: Config, device: str, key: int) -> list[dict]:
     rows = []
     for i in trained:
         (w, s), est = members[i], errors[i]
-        rows.append({"width": w, "depth": cfg.depth, "params": parameter_count(cfg.dim, w, cfg.depth, cfg.dim),
-                     "net_seed": s, "rel_error": est.mean, "rel_error_stderr": est.stderr,
+        rows.append({"width": w, "depth": cfg.depth, "params": relu_mlp_parameter_count(cfg.dim, w, cfg.depth, cfg.dim),
+                     "net_seed": s, "rel_error": est.mean, "rel_error_se": est.stderr,
                      "final_loss": losses[i], "target_error": cfg.target_error,
                      "width_star": w_star, "params_star": p_star, "steps": cfg.steps,
                      "parameterisation": cfg.parameterisation})
@@ -157,9 +158,9 @@ def fit_widths(law, t: float, cfg: Config, device: str, key: int) -> list[dict]:
 
 
 def run_point(point: dict, cfg: Config, device: str) -> list[dict]:
-    truth = true_law(cfg, device)
+    truth = true_mixture(cfg, device)
     n, t, seed = point["n"], point["t"], point["seed"]
-    data = training_set(truth, n, seed)
+    data = nested_training_set(truth, n, seed)
     law = theory.EmpiricalLaw(data) if point["law"] == "empirical" else truth
     key = zlib.crc32(repr((point["law"], n, float(t), seed)).encode()) % 100_003
     rows = fit_widths(law, t, cfg, device, key)

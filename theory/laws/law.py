@@ -1,4 +1,4 @@
-"""The common interface of a law noised by the forward process to time t (see DESIGN.md).
+"""The common interface of a law noised by the forward process to time t.
 
 Both the true law (``GaussianMixture``) and the empirical law of the training set (``EmpiricalLaw``)
 implement it, so every estimator in ``theory`` works on either:
@@ -8,6 +8,7 @@ implement it, so every estimator in ``theory`` works on either:
     law.hessian(x, t)    (B, d, d)  grad^2 log p_t(x) = -I/sigma_t^2 + alpha_t^2/sigma_t^4 Cov[X_0 | X_t = x]
     law.denoiser(x, t)   (B, d)     E[X_0 | X_t = x]   (Tweedie: score = (alpha_t E[X_0|X_t] - x)/sigma_t^2)
     law.sample(m, t, generator)     m draws from P_t (t = 0: the law itself)
+    law.components(t)               P_t as a finite Gaussian mixture sum_j w_j N(m_j, F_j F_j^T)
 
 ``x`` is ``(B, d)``; ``t`` is a number or a ``(B,)`` tensor. Computation is in the law's dtype (float64
 by default) on the law's device; inputs on another device raise instead of being moved.
@@ -15,20 +16,22 @@ by default) on the law's device; inputs on another device raise instead of being
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
 import torch
 
 from . import forward
-from .._validate import TimeLike, check_points, check_positive_int, check_time
+from .forward import ScoreFn, TimeCoefficients
+from .._validate import TimeLike, check_points, check_positive_int
 
 
-class TimeCoefficients(NamedTuple):
-    """alpha_t, sigma_t^2 as scalars ``()`` or columns ``(B, 1)`` ready to broadcast against ``(B, d)``."""
+class GaussianComponents(NamedTuple):
+    """A law as a finite Gaussian mixture P = sum_j w_j N(m_j, F_j F_j^T): ``weights`` (J,), ``means``
+    (J, d), ``factors`` (J, d, d) (any square roots of the covariances; zero for point masses)."""
 
-    t: torch.Tensor
-    alpha: torch.Tensor
-    sigma2: torch.Tensor
+    weights: torch.Tensor
+    means: torch.Tensor
+    factors: torch.Tensor
 
 
 class NoisedLaw:
@@ -43,27 +46,31 @@ class NoisedLaw:
     has_density_at_zero: bool = False
 
     def _inputs(self, x, t: TimeLike, name: str = "x") -> tuple[torch.Tensor, TimeCoefficients]:
+        """Validated points and times: alpha_t, sigma_t^2 as scalars ``()`` or columns ``(B, 1)`` ready
+        to broadcast against ``(B, d)``."""
         x = check_points(x, name, self.dim, dtype=self.dtype, device=self.device)
-        tt = check_time(t, batch=x.shape[0], allow_zero=self.has_density_at_zero,
-                        dtype=self.dtype, device=self.device)
-        a, s2 = forward.alpha(tt), forward.sigma2(tt)
-        if tt.ndim == 1:
-            a, s2 = a[:, None], s2[:, None]
-        return x, TimeCoefficients(tt, a, s2)
+        tc = forward.coefficients(t, batch=x.shape[0], allow_zero=self.has_density_at_zero,
+                                  dtype=self.dtype, device=self.device)
+        if tc.t.ndim == 1:
+            tc = TimeCoefficients(tc.t, tc.alpha[:, None], tc.sigma2[:, None])
+        return x, tc
 
-    def _sample_time(self, m: int, t: TimeLike) -> torch.Tensor:
+    def _scalar_time(self, t: TimeLike, what: str) -> TimeCoefficients:
+        tc = forward.coefficients(t, allow_zero=True, dtype=self.dtype, device=self.device)
+        if tc.t.ndim != 0:
+            raise ValueError(f"t must be a scalar for {what}, got shape {tuple(tc.t.shape)}")
+        return tc
+
+    def _sample_time(self, m: int, t: TimeLike) -> TimeCoefficients:
         check_positive_int(m, "m")
-        tt = check_time(t, allow_zero=True, dtype=self.dtype, device=self.device)
-        if tt.ndim != 0:
-            raise ValueError(f"t must be a scalar for sample, got shape {tuple(tt.shape)}")
-        return tt
+        return self._scalar_time(t, "sample")
 
     @staticmethod
-    def _noise(x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _noise(x0: torch.Tensor, tc: TimeCoefficients, generator: torch.Generator | None) -> torch.Tensor:
         """X_t = alpha_t x0 + sigma_t Z for a scalar t (t = 0 returns x0)."""
-        if float(t) == 0.0:
+        if float(tc.t) == 0.0:
             return x0
-        return forward.add_noise(x0, t, generator=generator)[0]
+        return forward.add_noise(x0, tc, generator=generator)[0]
 
     def log_prob(self, x, t: TimeLike) -> torch.Tensor:
         raise NotImplementedError
@@ -79,3 +86,20 @@ class NoisedLaw:
 
     def sample(self, m: int, t: TimeLike = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    def components(self, t: TimeLike = 0.0) -> GaussianComponents:
+        """P_t as a finite Gaussian mixture (t a scalar >= 0)."""
+        raise NotImplementedError
+
+
+#: a score: a law (its ``score`` is used) or a score function s(x, t)
+ScoreLike = Union[NoisedLaw, ScoreFn]
+
+
+def score_function(score: ScoreLike, name: str = "score") -> ScoreFn:
+    """The score function of ``score``: a law's ``score`` method, or ``score`` itself if it is callable."""
+    if isinstance(score, NoisedLaw):
+        return score.score
+    if callable(score):
+        return score
+    raise ValueError(f"{name} must be a NoisedLaw or a callable score(x, t), got {type(score).__name__}")

@@ -100,7 +100,7 @@ class ExplicitScoreNetwork:
         out = h @ self.output[0].T + self.output[1]
         d = self.dim
         num, den, xx = out[:, :d], out[:, d:d + 1], out[:, d + 1:]
-        return (float(forward.alpha(self.t)) * num / den - xx) / float(forward.sigma2(self.t))
+        return forward.score_from_denoiser(num / den, xx, self.t)
 
     @property
     def widths(self) -> list[int]:

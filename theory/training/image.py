@@ -14,11 +14,13 @@ Loss. With X_t = alpha_t x0 + sigma_t z, the network eps predicts z and the per-
 
     l(x0, t, z) = mean_pixels (eps(X_t, t) - z)^2 = sigma_t^2 / D | s(X_t, t) + (X_t - alpha_t x0) / sigma_t^2 |^2,
 
-the DSM loss of theory.forward.dsm_loss weighted by sigma_t^2 / D (D pixels), s = -eps / sigma_t.
+the DSM loss of theory.laws.forward.dsm_loss weighted by sigma_t^2 / D (D pixels), s = -eps / sigma_t.
 
-This image trainer is separate from the vector score-net training of the mixture experiments because it
-needs what those do not: NCHW batches, EMA weights, bf16 autocast, and resumable checkpoints of model,
-EMA, optimiser and random state.
+This image trainer is separate from the vector score-net training of the mixture experiments
+(theory.training.dsm) because it needs what those do not: NCHW batches, one model rather than an
+ensemble, and bf16 autocast. Like it, it writes no files and prints nothing: it resumes from a state
+(model, EMA, optimiser, step and random state), hands such states to an optional checkpoint callback,
+and reports progress through an optional callback.
 """
 
 from __future__ import annotations
@@ -26,14 +28,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
-from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..laws.forward import alpha, sigma
+from ..laws import forward
+from .schedule import learning_rate
 
 VP_BETA = (0.1, 20.0)
 
@@ -55,8 +57,8 @@ def normalised_to_time(u: torch.Tensor, t0: float, T: float, *, schedule: str = 
     return t0 + (T - t0) * frac
 
 
-def sample_times(n: int, t0: float, T: float, generator: torch.Generator, *, beta: tuple | None = None,
-                 schedule: str = "vp", device=None) -> torch.Tensor:
+def normalised_times(n: int, t0: float, T: float, generator: torch.Generator, *, beta: tuple | None = None,
+                     schedule: str = "vp", device=None) -> torch.Tensor:
     """n OU times: u ~ U(0, 1) (``beta=None``) or u ~ Beta(a, b) (``beta=(a, b)``), mapped by
     ``normalised_to_time``. Beta draws use a NumPy generator seeded from ``generator`` (reproducible)."""
     device = device or generator.device
@@ -77,16 +79,15 @@ def denoising_loss(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, noise: t
     models or masks with common random numbers."""
     if x0.shape != noise.shape or t.shape != (x0.shape[0],):
         raise ValueError(f"x0 {tuple(x0.shape)}, noise {tuple(noise.shape)} and t {tuple(t.shape)} disagree")
-    shape = (-1,) + (1,) * (x0.ndim - 1)
-    x_t = alpha(t).to(x0.dtype).view(shape) * x0 + sigma(t).to(x0.dtype).view(shape) * noise
+    x_t, _ = forward.add_noise(x0, t, noise)
     eps = model(x_t, t)
     dtype = torch.promote_types(eps.dtype, torch.float32)          # bf16 under autocast -> float32
     return (eps.to(dtype) - noise.to(dtype)).pow(2).flatten(1).mean(1)
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (AdamW, linear warm-up then constant learning rate, gradient clipping)."""
+class ImageTrainConfig:
+    """Optimisation settings (AdamW, linear warm-up then constant learning rate, gradient clipping, EMA)."""
 
     steps: int
     batch_size: int = 128
@@ -109,32 +110,67 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         be.copy_(bm)
 
 
-def _save(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+class _Run:
+    """Model, EMA, optimiser, generator, step and recent losses of one image training run."""
+
+    def __init__(self, model: nn.Module, ema: nn.Module, cfg: ImageTrainConfig, seed: int, resume: dict | None):
+        self.model, self.ema, self.cfg = model, ema, cfg
+        self.device = next(model.parameters()).device
+        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)
+        self.step, self.last_loss, self.recent = 0, math.nan, []
+        if resume is not None:
+            model.load_state_dict(resume["model"])
+            ema.load_state_dict(resume["ema"])
+            self.opt.load_state_dict(resume["opt"])
+            self.gen.set_state(resume["gen"].cpu())
+            self.step = int(resume["step"])
+            self.last_loss = float(resume.get("loss", math.nan))
+
+    def loss(self) -> float:
+        """Mean loss over the last <= 100 steps run in this call (the resumed state's if none ran)."""
+        return float(np.mean(self.recent)) if self.recent else self.last_loss
+
+    def state(self) -> dict:
+        """The checkpoint state (live tensors: serialise or copy it before training continues)."""
+        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
+                "gen": self.gen.get_state(), "step": self.step, "config": dataclasses.asdict(self.cfg),
+                "loss": self.loss()}
+
+    def advance(self, images: torch.Tensor, amp: bool) -> None:
+        """One optimiser step on a minibatch drawn from the run's generator."""
+        cfg, gen, device = self.cfg, self.gen, self.device
+        idx = torch.randint(images.shape[0], (cfg.batch_size,), generator=gen, device=device)
+        x0 = images[idx]
+        t = normalised_times(cfg.batch_size, cfg.t0, cfg.T, gen)
+        noise = torch.randn(x0.shape, generator=gen, device=device, dtype=x0.dtype)
+        lr = learning_rate(self.step, lr=cfg.lr, steps=cfg.steps, warmup=cfg.warmup, final_fraction=1.0)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = denoising_loss(self.model, x0, t, noise).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        ema_update(self.ema, self.model, cfg.ema_decay)
+        self.step += 1
+        self.recent = (self.recent + [float(loss.detach())])[-100:]
 
 
-def load_checkpoint(path, model: nn.Module, ema: nn.Module | None = None) -> int:
-    """Load model (and EMA) weights from a checkpoint written by ``train_denoiser``; returns its step."""
-    state = torch.load(path, map_location=next(model.parameters()).device, weights_only=False)
-    model.load_state_dict(state["model"])
-    if ema is not None:
-        ema.load_state_dict(state["ema"])
-    return int(state["step"])
-
-
-def train_denoiser(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *, seed: int,
-                   checkpoint: str | os.PathLike | None = None, ema: nn.Module | None = None,
-                   amp: bool | None = None, max_steps_this_call: int | None = None,
-                   log_every: int = 0) -> tuple[nn.Module, dict]:
+def train_denoiser(model: nn.Module, images: torch.Tensor, cfg: ImageTrainConfig, *, seed: int,
+                   resume: dict | None = None, on_checkpoint: Callable[[dict], None] | None = None,
+                   ema: nn.Module | None = None, amp: bool | None = None, max_steps_this_call: int | None = None,
+                   progress: Callable[[int, float], None] | None = None) -> tuple[nn.Module, dict]:
     """Train ``model`` (an eps-predictor) on ``images`` (N, C, H, W) in [-1, 1] for ``cfg.steps`` steps
-    in all, resuming from ``checkpoint`` if it exists (model, EMA, optimiser, step and random state) and
-    saving to it every ``cfg.checkpoint_every`` steps and at the end. ``max_steps_this_call`` stops early
-    (e.g. to keep each call under a time limit); call again to continue. ``amp``: bf16 autocast (default:
-    on for CUDA). Returns the EMA model (a copy of ``model`` unless ``ema`` is given) and
-    ``{"step", "loss"}`` (the mean loss over the last <= 100 steps run; from the checkpoint if none ran now)."""
+    in all, continuing from ``resume`` (a state an earlier call gave ``on_checkpoint``: model, EMA,
+    optimiser, step and random state) and handing the state to ``on_checkpoint`` every
+    ``cfg.checkpoint_every`` steps and at the end. ``max_steps_this_call`` stops early (e.g. to keep each
+    call under a time limit); call again with the last state to continue. ``amp``: bf16 autocast
+    (default: on for CUDA). ``progress(step, loss)`` is called every 100 steps. Returns the EMA model (a
+    copy of ``model`` unless ``ema`` is given) and ``{"step", "loss"}`` (the mean loss over the last <= 100
+    steps run; from the resume state if none ran now)."""
     if images.ndim != 4 or not images.is_floating_point():
         raise ValueError(f"images must be float (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
     device = next(model.parameters()).device
@@ -142,50 +178,17 @@ def train_denoiser(model: nn.Module, images: torch.Tensor, cfg: TrainConfig, *, 
     amp = (device.type == "cuda") if amp is None else amp
     ema = ema if ema is not None else copy.deepcopy(model)
     ema.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    step, last_loss = 0, math.nan
-    path = Path(checkpoint) if checkpoint else None
-    if path is not None and path.exists():
-        state = torch.load(path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"].cpu())
-        step = int(state["step"])
-        last_loss = float(state.get("loss", math.nan))
-
-    def save():
-        if path is not None:
-            _save(path, {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                         "gen": gen.get_state(), "step": step, "config": dataclasses.asdict(cfg),
-                         "loss": float(np.mean(recent)) if recent else last_loss})
-
-    stop = cfg.steps if max_steps_this_call is None else min(cfg.steps, step + max_steps_this_call)
-    recent: list[float] = []
+    run = _Run(model, ema, cfg, seed, resume)
+    stop = cfg.steps if max_steps_this_call is None else min(cfg.steps, run.step + max_steps_this_call)
     model.train()
-    while step < stop:
-        idx = torch.randint(images.shape[0], (cfg.batch_size,), generator=gen, device=device)
-        x0 = images[idx]
-        t = sample_times(cfg.batch_size, cfg.t0, cfg.T, gen)
-        noise = torch.randn(x0.shape, generator=gen, device=device, dtype=x0.dtype)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = denoising_loss(model, x0, t, noise).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        ema_update(ema, model, cfg.ema_decay)
-        step += 1
-        recent = (recent + [float(loss.detach())])[-100:]
-        if log_every and step % log_every == 0:
-            print(f"[train] step {step}/{cfg.steps} loss {np.mean(recent):.4f}", flush=True)
-        if path is not None and step % cfg.checkpoint_every == 0:
-            save()
-    save()
+    while run.step < stop:
+        run.advance(images, amp)
+        if progress is not None and run.step % 100 == 0:
+            progress(run.step, run.loss())
+        if on_checkpoint is not None and run.step % cfg.checkpoint_every == 0:
+            on_checkpoint(run.state())
+    if on_checkpoint is not None:
+        on_checkpoint(run.state())
     model.eval()
     ema.eval()
-    return ema, {"step": step, "loss": float(np.mean(recent)) if recent else last_loss}
+    return ema, {"step": run.step, "loss": run.loss()}
