@@ -1,4 +1,4 @@
-"""Loss-Gap, DSM loss and Fisher divergence estimators (theory.lossgap) against quadrature (theory.quadrature),
+"""Loss-Gap, DSM loss and Fisher divergence estimators (theory.estimators.lossgap) against quadrature (theory.estimators.quadrature),
 closed forms and exact identities (Prop. 4.1)."""
 
 import math

@@ -7,7 +7,7 @@ Gaussian), at each t we measure
   midpoints of nearest-neighbour pairs), which the theory says blows up like delta^2 / (4 sigma_t^4);
 * lip_true: max ||grad^2 log p_t|| over the same cloud plus draws of P_t, which stays bounded;
 
-next to the closed forms of ``theory.lipschitz``: the empirical lower bound (rigorous; for the closest
+next to the closed forms of ``theory.estimators.lipschitz``: the empirical lower bound (rigorous; for the closest
 pair, as in the paper, and its best value over all nearest-neighbour pairs; and its small-t form
 alpha_t^2 delta^2/(4 sigma_t^4) - 1/sigma_t^2) and, for the Gaussian, the exact
 1/(sigma_t^2 + alpha_t^2 lambda_min(Sigma)).

@@ -2,7 +2,7 @@
 
 For a K-component Gaussian mixture in R^d and n training points drawn from it, at a small and a moderate
 t, a ReLU MLP of each width in a grid (``depth`` hidden layers; members = widths x seeds, trained as one
-masked ensemble, see ``theory.networks``) is regressed onto sigma_t * score of
+masked ensemble, see ``theory.networks.relu_mlp``) is regressed onto sigma_t * score of
 
 * the empirical law P^_t of the n points ("empirical"), and
 * the true law P_t ("true"; its target does not involve n at all, each n is a fresh replicate),

@@ -1,5 +1,5 @@
 """Deterministic values of the Loss-Gap, DSM losses and Fisher divergences in d = 1 and d = 2, by
-quadrature, to check the Monte-Carlo estimators of ``theory.lossgap`` independently.
+quadrature, to check the Monte-Carlo estimators of ``theory.estimators.lossgap`` independently.
 
 Every noised law here is a finite Gaussian mixture, P_t = sum_j w_j N(c_j, F_j F_j^T) (``law.components(t)``):
 the empirical law has c_j = alpha_t x_j, F_j = sigma_t I, w_j = 1/n; a Gaussian mixture has
@@ -85,7 +85,7 @@ def fisher_divergence_quadrature(p: NoisedLaw, q: ScoreLike, t: float, *, under:
                                  **rule) -> float:
     """Fisher_under(P_t, Q_t) = E_{X ~ under_t} |grad log p_t(X) - grad log q_t(X)|^2 by quadrature over
     the components of ``under`` (default ``p``; any law in d <= 2). The deterministic counterpart of
-    ``theory.lossgap.fisher_divergence``; ``rule``: half_width, panels, order."""
+    ``theory.estimators.lossgap.fisher_divergence``; ``rule``: half_width, panels, order."""
     under = p if under is None else under
     q_fn = score_function(q, "q")
     tt = scalar_time(t, dtype=under.dtype, device=under.device)
@@ -96,7 +96,7 @@ def fisher_divergence_quadrature(p: NoisedLaw, q: ScoreLike, t: float, *, under:
 def dsm_loss_quadrature(score: ScoreLike, data, t: float, *, baseline: ScoreLike | None = None, **rule) -> float:
     """The empirical DSM loss L_t(s) = (1/n) sum_i E_z |-(X_t - alpha_t x_i)/sigma_t^2 - s(X_t)|^2 (or the
     difference L_t(s) - L_t(baseline)) by quadrature over z for each training point, d <= 2: the
-    deterministic counterpart of ``theory.lossgap.dsm_loss_estimate``."""
+    deterministic counterpart of ``theory.estimators.lossgap.dsm_loss_estimate``."""
     x = as_points(data)
     s_fn = score_function(score, "score")
     b_fn = score_function(baseline, "baseline") if baseline is not None else None

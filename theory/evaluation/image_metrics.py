@@ -24,7 +24,7 @@ most min(N_1, F) x min(N_2, F): milliseconds for 100 samples of 2048 Inception f
 
 Improved precision and recall (Kynkaanniemi et al. 2019): each set's manifold is the union of balls
 around its points with radius the distance to the point's k-th nearest neighbour in the same set
-(k = 3, self excluded; theory.neighbours). precision = fraction of generated points inside the real
+(k = 3, self excluded; theory.evaluation.neighbours). precision = fraction of generated points inside the real
 manifold; recall = fraction of real points inside the generated manifold. Ball membership is tested
 exactly against every centre by chunked matrix products (not only the k nearest).
 """

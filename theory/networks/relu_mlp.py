@@ -11,7 +11,7 @@ feature column). The exact number of parameters of one net is
 
     N(d_in, W, L, d_out) = (d_in + 1) W + (depth - 1)(W + 1) W + (W + 1) d_out.
 
-``ReLUMLP`` holds E member nets as one model built on ``theory.ensemble.StackedLinear`` (one batched
+``ReLUMLP`` holds E member nets as one model built on ``theory.networks.ensemble.StackedLinear`` (one batched
 matmul per layer for all members). Members may have *different* widths: a member of width w < W_max is
 stored zero-padded to W_max and its padded hidden units are multiplied by a fixed 0/1 mask, so they output
 exactly zero and receive exactly zero gradient; the member then computes, to round-off, the width-w net it

@@ -127,7 +127,7 @@ class ScoreNet(nn.Module):
     def flat_score(self, *, dtype=torch.float64):
         """``score_fn(x, t)`` on the members' batches laid end to end: x of shape (E * B, d) (rows
         e*B .. (e+1)*B - 1 belong to member e), t a scalar or (E * B,); returns (E * B, d) in ``dtype``.
-        This is the signature ``theory.samplers`` and ``theory.likelihood`` take, so one call samples
+        This is the signature ``theory.evaluation.samplers`` and ``theory.evaluation.likelihood`` take, so one call samples
         (or evaluates) every member at once. Each output row depends on its own input row only, and the
         function is differentiable in x (for exact divergences)."""
         param = next(self.parameters())

@@ -7,7 +7,7 @@ the variance-preserving (DDPM) time change of Song et al. (2021), rescaled to [t
     t(u) = t0 + (T - t0) (beta_min u + (beta_max - beta_min) u^2 / 2) / (beta_min + (beta_max - beta_min) / 2),
 
 (beta_min, beta_max) = (0.1, 20): with T ~ 10 this is the usual DDPM noise schedule written in the OU time
-of theory.forward (alpha_t^2 = exp(-t)). u ~ U(0, 1) for training (uniform over DDPM time steps); u ~
+of theory.laws.forward (alpha_t^2 = exp(-t)). u ~ U(0, 1) for training (uniform over DDPM time steps); u ~
 Beta(a, b) for the small-t importance of Algorithm 1.
 
 Loss. With X_t = alpha_t x0 + sigma_t z, the network eps predicts z and the per-sample loss is
