@@ -167,3 +167,19 @@ def test_bad_input_names_the_argument():
         lossgap.loss_gap_lower_bound(0, 0.1, 1.0)
     with pytest.raises(ValueError, match="d <= 2"):
         quadrature.fisher_divergence_quadrature(*_setup(3)[::-1], 0.1)
+
+
+@pytest.mark.parametrize("which", ["mixture", "empirical"])
+def test_components_view_reproduces_the_law(which):
+    """law.components(t) is P_t as a Gaussian mixture: its density (torch.distributions) equals
+    law.log_prob, and the mean trace of Thm 4.3 is read from it for any law."""
+    truth = theory.paper_mixture(3, 2, separation=2.0, trace=1.3, anisotropy=3.0, seed=4)
+    law = truth if which == "mixture" else theory.EmpiricalLaw(truth.sample(5, 0.0, torch.Generator().manual_seed(0)))
+    t = 0.2
+    w, m, f = law.components(t)
+    comps = torch.distributions.MultivariateNormal(m, scale_tril=torch.linalg.cholesky(f @ f.transpose(-1, -2)))
+    x = law.sample(6, t, torch.Generator().manual_seed(1))
+    mix = torch.logsumexp(comps.log_prob(x[:, None, :]) + torch.log(w), dim=1)
+    assert torch.allclose(mix, law.log_prob(x, t), rtol=1e-12, atol=1e-12)
+    expected = float(truth.weights @ torch.diagonal(truth.covariances, dim1=-2, dim2=-1).sum(-1)) if which == "mixture" else 0.0
+    assert lossgap.mean_covariance_trace(law) == pytest.approx(expected, rel=1e-12, abs=1e-15)

@@ -83,7 +83,7 @@ class Pruning:
 
 @dataclasses.dataclass(frozen=True)
 class Sampling:
-    n_samples: int               # generated images per variant
+    n_generated: int               # generated images per variant
     steps: int
     batch: int
     sampler: str = "ode"         # "ode" (probability flow, Heun) or "sde"
@@ -123,7 +123,7 @@ _PAPER = Config(
     train_chunk_steps=5_000,
     pruning=Pruning(importance_draws=64, importance_batch=128, finetune_steps=5000, finetune_lr=5e-5,
                     finetune_ema_decay=0.999),
-    sampling=Sampling(n_samples=10_000, steps=100, batch=500),
+    sampling=Sampling(n_generated=10_000, steps=100, batch=500),
     evaluation=Evaluation(feature_network="inception", n_reference=5000), seeds=(0, 1, 2, 3, 4))
 # 16 images, 6,000 steps: the smallest setting in which the original model starts to memorize on a CPU
 # (1,200 steps on 64 images gave blurry colour layouts, FID ~365, no memorization). 64 samples against
@@ -136,7 +136,7 @@ _CPU = dataclasses.replace(
     train_chunk_steps=10_000,
     pruning=dataclasses.replace(_PAPER.pruning, importance_draws=2, importance_batch=16, finetune_steps=60,
                                 finetune_lr=4e-4, finetune_ema_decay=0.9),
-    sampling=Sampling(n_samples=64, steps=32, batch=64),
+    sampling=Sampling(n_generated=64, steps=32, batch=64),
     evaluation=Evaluation(feature_network="inception", n_reference=64), seeds=(0, 1), cpu_threads=2)
 PRESETS = {
     "smoke": dataclasses.replace(
@@ -145,7 +145,7 @@ PRESETS = {
                                      checkpoint_every=30),
         pruning=dataclasses.replace(_CPU.pruning, importance_draws=1, importance_batch=8, ratio=0.25,
                                     finetune_steps=5, finetune_lr=1e-3, finetune_ema_decay=0.5),
-        sampling=Sampling(n_samples=16, steps=4, batch=16),
+        sampling=Sampling(n_generated=16, steps=4, batch=16),
         evaluation=Evaluation(feature_network="pooled_pixels", n_reference=32, n_figure=4), seeds=(0,),
         cpu_threads=1),
     "cpu": _CPU,
@@ -197,10 +197,10 @@ def _reference_features(cfg: Config, device: str) -> torch.Tensor:
 
 
 def _real_fid(cfg: Config, ref: torch.Tensor, device: str) -> float:
-    """FID of n_samples held-out real images (exact training images first..first + n_samples, first =
+    """FID of n_generated held-out real images (exact training images first..first + n_generated, first =
     max(n_train, n_reference): in neither the training nor the reference set) against ``ref``: the value a
     perfect generator would score at this sample size. NaN if the data folder has too few images."""
-    ev, n = cfg.evaluation, cfg.sampling.n_samples
+    ev, n = cfg.evaluation, cfg.sampling.n_generated
     first = max(cfg.n_train, ev.n_reference)
     cache = _io.Checkpoint(checkpoint_dir(cfg).parent / (f"real_fid_{ev.reference}_{ev.n_reference}_{first}_{n}_"
                                                          f"{ev.feature_network}.pt"))
@@ -225,14 +225,14 @@ def original_model(cfg: Config, images: torch.Tensor, device: str) -> tuple[DiT,
 
 
 def _sample(model: DiT, cfg: Config, seed: int, device: str) -> torch.Tensor:
-    """n_samples images (uint8 NHWC): PF ODE or reverse SDE from T to t0, then the Tweedie step
+    """n_generated images (uint8 NHWC): PF ODE or reverse SDE from T to t0, then the Tweedie step
     x0 = (x + sigma_t0^2 s(x, t0)) / alpha_t0. The initial noise depends on the seed only (common
     random numbers across variants)."""
     sp, t0, T = cfg.sampling, cfg.training.t0, cfg.training.T
     gen = torch.Generator().manual_seed(40_000 + seed)
     out = []
-    for i in range(0, sp.n_samples, sp.batch):
-        m = min(sp.batch, sp.n_samples - i)
+    for i in range(0, sp.n_generated, sp.batch):
+        m = min(sp.batch, sp.n_generated - i)
         x_T = theory.prior_sample((m, 3, 32, 32), generator=gen, dtype=torch.float32).to(device)
         if sp.sampler == "ode":
             x = theory.probability_flow(model.score, x_T, T=T, t0=t0, steps=sp.steps)
@@ -275,7 +275,7 @@ def _run_point(seed: int, cfg: Config, device: str) -> list[dict]:
     ref = _reference_features(cfg, device)
     fid_real = _real_fid(cfg, ref, device)
     common = {"fid_real": fid_real, "importance_mean": float(imp.mean.mean()),
-              "importance_se_mean": float(imp.stderr.mean()), **taylor, "train_loss": info["loss"], **_protocol(cfg)}
+              "importance_se_mean": float(imp.stderr.mean()), **taylor, "final_loss": info["loss"], **_protocol(cfg)}
     rows = []
     for variant in VARIANTS:
         samples = _sample(models[variant].eval(), cfg, seed, device)
@@ -339,7 +339,7 @@ def _protocol(cfg: Config) -> dict:
             "train_steps": cfg.training.steps, "prune_ratio": p.ratio, "prune_which": p.which,
             "importance": f"ablation, t=t_vp(u), u~Beta{tuple(p.importance_beta)}, "
                           f"{p.importance_draws}x{p.importance_batch} draws",
-            "n_generated": sp.n_samples, "sampler": sp.sampler, "sample_steps": sp.steps,
+            "n_generated": sp.n_generated, "sampler": sp.sampler, "sample_steps": sp.steps,
             "t0": cfg.training.t0, "T": cfg.training.T, "threshold": THRESHOLD,
             "feature_network": ev.feature_network, "reference_set": f"{ev.reference} ({ev.n_reference})", "k": PR_K}
 

@@ -57,15 +57,15 @@ class Config(width_vs_n.FitConfig):
 PRESETS = {
     "smoke": Config(dim=2, n_components=4, separation=1.0, trace=2.0, n_distinct=(4,), copies_factor=(1,),
                     times=(0.2,), widths=(4, 16), depth=2, net_seeds=(0,), data_seeds=(0,), target_error=0.1,
-                    steps=20, batch=64, lr=1e-2, eval_points=256, memorization_width=16,
+                    steps=20, batch_size=64, lr=1e-2, eval_points=256, memorization_width=16,
                     memorization_steps=20, memorization_samples=30),
     "cpu": Config(dim=2, n_components=4, separation=1.0, trace=2.0, n_distinct=(8, 32), copies_factor=(1, 3),
                   times=(0.1,), widths=(4, 8, 16, 32, 64, 128, 256, 512), depth=2, net_seeds=(0,),
-                  data_seeds=(0,), target_error=0.2, steps=600, batch=128, lr=1e-2, eval_points=2048),
+                  data_seeds=(0,), target_error=0.2, steps=600, batch_size=128, lr=1e-2, eval_points=2048),
     "paper": Config(dim=2, n_components=4, separation=1.0, trace=2.0, n_distinct=(64, 256, 1024),
                     copies_factor=(1, 3, 7), times=(0.01, 0.1),
                     widths=(8, 16, 32, 64, 128, 256, 512, 1024, 2048), depth=2, net_seeds=(0, 1, 2),
-                    data_seeds=(0, 1), target_error=0.05, steps=20000, batch=512, lr=3e-3, eval_points=16384,
+                    data_seeds=(0, 1), target_error=0.05, steps=20000, batch_size=512, lr=3e-3, eval_points=16384,
                     memorization_width=512, memorization_steps=50_000, memorization_samples=2000),
 }
 ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 60, "paper": 4 * 3600}

@@ -49,7 +49,7 @@ class FitConfig:
     data_seeds: tuple
     target_error: float
     steps: int
-    batch: int
+    batch_size: int
     lr: float
     eval_points: int
     parameterisation: str = "denoiser"
@@ -64,17 +64,17 @@ class Config(FitConfig):
 PRESETS = {
     "smoke": Config(dim=2, n_components=4, separation=1.0, trace=2.0, ns=(4, 8), times=(0.2,),
                     widths=(4, 16), depth=2, net_seeds=(0,), data_seeds=(0,), target_error=0.1,
-                    steps=20, batch=64, lr=1e-2, eval_points=256),
+                    steps=20, batch_size=64, lr=1e-2, eval_points=256),
     # t = 0.1 (sigma_t = 0.31) is small against the spacing of up to ~64 points of this mixture; at t = 0.2
     # the empirical score of >= 64 points is already smooth (W* falls again), at t = 0.02 no width <= 512
     # reaches the target in 600 steps. One net seed (a second gave slopes 0.82 +- 0.24 vs 0.04 +- 0.02,
     # the same separation, at twice the cost); ~4 s a point.
     "cpu": Config(dim=2, n_components=4, separation=1.0, trace=2.0, ns=(8, 16, 32, 64, 128), times=(0.1, 1.0),
                   widths=(4, 8, 16, 32, 64, 128, 256, 512), depth=2, net_seeds=(0,), data_seeds=(0,),
-                  target_error=0.2, steps=600, batch=128, lr=1e-2, eval_points=2048),
+                  target_error=0.2, steps=600, batch_size=128, lr=1e-2, eval_points=2048),
     "paper": Config(dim=2, n_components=4, separation=1.0, trace=2.0, ns=(16, 64, 256, 1024, 4096),
                     times=(0.01, 0.1), widths=(8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096), depth=2,
-                    net_seeds=(0, 1, 2), data_seeds=(0, 1), target_error=0.05, steps=20000, batch=512,
+                    net_seeds=(0, 1, 2), data_seeds=(0, 1), target_error=0.05, steps=20000, batch_size=512,
                     lr=3e-3, eval_points=16384),
 }
 ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 80, "paper": 6 * 3600}
@@ -125,7 +125,7 @@ def fit_widths(law, t: float, cfg: Config, device: str, key: int) -> list[dict]:
     row per trained member, with W* and its parameter count on every row. ``key`` separates the data
     streams of different grid points."""
     members = [(w, s) for w in cfg.widths for s in cfg.net_seeds]
-    rc = RegressionConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, eval_points=cfg.eval_points,
+    rc = RegressionConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_points=cfg.eval_points,
                           block_steps=min(100, cfg.steps), parameterisation=cfg.parameterisation)
     errors, losses = [None] * len(members), [None] * len(members)
     # one masked ensemble for all widths <= SMALL_WIDTH, one ensemble per larger width (masking a narrow
@@ -152,7 +152,7 @@ def fit_widths(law, t: float, cfg: Config, device: str, key: int) -> list[dict]:
         rows.append({"width": w, "depth": cfg.depth, "params": relu_mlp_parameter_count(cfg.dim, w, cfg.depth, cfg.dim),
                      "net_seed": s, "rel_error": est.mean, "rel_error_se": est.stderr,
                      "final_loss": losses[i], "target_error": cfg.target_error,
-                     "width_star": w_star, "params_star": p_star, "steps": cfg.steps,
+                     "width_star": w_star, "params_star": p_star, "train_steps": cfg.steps,
                      "parameterisation": cfg.parameterisation})
     return rows
 

@@ -65,7 +65,7 @@ class RegressionConfig:
     at once per member, which changes the data stream, so it is part of the protocol."""
 
     steps: int = 2000
-    batch: int = 256
+    batch_size: int = 256
     lr: float = 3e-3
     weight_decay: float = 0.0
     warmup: int = 50
@@ -76,7 +76,7 @@ class RegressionConfig:
     def __post_init__(self):
         if self.parameterisation not in PARAMETERISATIONS:
             raise ValueError(f"parameterisation must be one of {PARAMETERISATIONS}, got {self.parameterisation!r}")
-        for name in ("steps", "batch", "block_steps", "eval_points"):
+        for name in ("steps", "batch_size", "block_steps", "eval_points"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -128,7 +128,7 @@ def fit_score(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float | Se
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: learning_rate(k, lr=1.0, steps=config.steps,
                                                                             warmup=config.warmup, final_fraction=0.0))
-    B = config.batch
+    B = config.batch_size
     tail = max(1, config.steps // 10)
     tail_sums = torch.zeros(E, dtype=torch.float64)
     for start in range(0, config.steps, config.block_steps):
