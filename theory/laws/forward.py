@@ -64,13 +64,12 @@ def coefficients(t: TimeLike, *, batch: int | None = None, allow_zero: bool = Tr
 
 
 def _coefficients(t: Times, like: torch.Tensor | None = None, allow_zero: bool = True) -> TimeCoefficients:
-    """``t`` as TimeCoefficients: passed through if it already is, else validated (a number takes
-    ``like``'s dtype and device)."""
+    """``t`` as TimeCoefficients: passed through if it already is (checked where it was made), else
+    validated (a tensor keeps its dtype and device, a number takes ``like``'s)."""
     if isinstance(t, TimeCoefficients):
         return t
     if isinstance(t, torch.Tensor) or like is None:
-        return coefficients(t, allow_zero=allow_zero,
-                            dtype=None if isinstance(t, torch.Tensor) or like is None else like.dtype)
+        return coefficients(t, allow_zero=allow_zero)
     return coefficients(t, allow_zero=allow_zero, dtype=like.dtype, device=like.device)
 
 
