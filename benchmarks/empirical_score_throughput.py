@@ -7,7 +7,7 @@ logits <x, x_i> and 2 d for the weighted sum of the x_i, plus one exp. So the ma
 (matmul GFLOP/s) / (4 d). The script measures, on the machine it runs on and in the same run,
 
 * EmpiricalLaw(data).score(x, t) in float64 and float32 (pairs per second; each score's error relative
-  to the float64 one at the default tile is reported too), at theory.empirical.DEFAULT_TILE and at the
+  to the float64 one at the default tile is reported too), at theory.laws.empirical.DEFAULT_TILE and at the
   tile sizes given by --tile-sizes (default 2^20: a float64 tile of 2^22 pairs is 32 MiB, the largest
   block glibc's malloc recycles from its heap; larger blocks are mmap'd and page-faulted afresh on every
   allocation, which on the CPU costs about a factor 2);
@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from theory.empirical import DEFAULT_TILE, MAX_QUERY_CHUNK, EmpiricalLaw  # noqa: E402
-from theory import forward  # noqa: E402
+from theory.laws.empirical import DEFAULT_TILE, MAX_QUERY_CHUNK, EmpiricalLaw  # noqa: E402
+from theory.laws import forward  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------- memory
@@ -109,7 +109,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--dense-max-gb", type=float, default=1.0,
                    help="largest (B, n) logits matrix the dense baseline may build; beyond it a query subset")
     p.add_argument("--tile-sizes", type=int, nargs="*", default=[2 ** 20],
-                   help="tile sizes to time besides theory.empirical.DEFAULT_TILE")
+                   help="tile sizes to time besides theory.laws.empirical.DEFAULT_TILE")
     p.add_argument("--csv", default=None, help="also write the table to this CSV file")
     args = p.parse_args(argv)
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import theory
-from theory.estimate import proportion_difference_interval, wilson_interval
-from theory.memorization import calibrated_memorization, normalized_index_interval, sample_quality
+from theory.estimators.estimate import proportion_difference_interval, wilson_interval
+from theory.evaluation.memorization import calibrated_memorization, normalized_index_interval, sample_quality
 from verify import _memorization
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from theory import cifar
+from verify import _io as cifar
 
 
 def _images(n, seed=0):

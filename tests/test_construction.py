@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import theory
-from theory.construction import (construction_parameters, empirical_score_network, interpolation_error,
+from theory.networks.construction import (construction_parameters, empirical_score_network, interpolation_error,
                                  score_error_bound)
 
 

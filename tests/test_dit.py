@@ -6,10 +6,11 @@ import math
 import pytest
 import torch
 
-from theory.dit import DiT, DiTConfig, dit_parameter_count, preconditioning
-from theory.forward import alpha, sigma, sigma2
-from theory.samplers import probability_flow
-from theory.image_training import TrainConfig, normalised_to_time, train_denoiser
+from theory.networks.dit import DiT, DiTConfig, dit_parameter_count, preconditioning
+from theory.laws.forward import alpha, sigma, sigma2
+from theory.evaluation.samplers import probability_flow
+from theory.training.image import ImageTrainConfig, normalised_to_time, train_denoiser
+from verify._io import Checkpoint
 
 TINY = DiTConfig(image_size=16, patch=4, width=32, depth=2, heads=4, freq_dim=16)
 TINY_PRE = dataclasses.replace(TINY, precondition="gaussian", data_std=0.5)
@@ -142,14 +143,14 @@ def test_vp_time_change_endpoints_and_monotone():
 
 def test_training_resumes_exactly(tmp_path):
     images = torch.rand(16, 3, 16, 16) * 2 - 1
-    cfg = TrainConfig(steps=6, batch_size=4, lr=1e-3, warmup=2, ema_decay=0.9, checkpoint_every=3)
+    cfg = ImageTrainConfig(steps=6, batch_size=4, lr=1e-3, warmup=2, ema_decay=0.9, checkpoint_every=3)
     full, info = train_denoiser(DiT(TINY, generator=torch.Generator().manual_seed(0)), images, cfg, seed=5)
     model = DiT(TINY, generator=torch.Generator().manual_seed(0))
-    ck = tmp_path / "ck.pt"
-    _, part = train_denoiser(model, images, cfg, seed=5, checkpoint=ck, max_steps_this_call=3)
-    assert part["step"] == 3
+    ck = Checkpoint(tmp_path / "ck.pt")
+    _, part = train_denoiser(model, images, cfg, seed=5, on_checkpoint=ck.save, max_steps_this_call=3)
+    assert part["step"] == 3 and ck.load()["step"] == 3
     fresh = DiT(TINY, generator=torch.Generator().manual_seed(99))       # weights replaced from the checkpoint
-    resumed, info2 = train_denoiser(fresh, images, cfg, seed=5, checkpoint=ck)
+    resumed, info2 = train_denoiser(fresh, images, cfg, seed=5, resume=ck.load(), on_checkpoint=ck.save)
     assert info["step"] == info2["step"] == 6
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal
 
-from theory.empirical import EmpiricalLaw
-from theory.mixture import GaussianMixture
-from theory.neighbours import nearest_neighbours
+from theory.laws.empirical import EmpiricalLaw
+from theory.laws.mixture import GaussianMixture
+from theory.evaluation.neighbours import nearest_neighbours
 
 TIMES = [1e-4, 1e-2, 1.0, 5.0]
 

@@ -7,9 +7,10 @@ import mpmath
 import pytest
 import torch
 
-from theory import forward
-from theory.estimate import RunningMoments
-from theory.mixture import GaussianMixture
+import theory
+from theory.laws import forward
+from theory.estimators.estimate import RunningMoments
+from theory.laws.mixture import GaussianMixture
 
 
 @pytest.mark.parametrize("t", [1e-12, 1e-6, 1e-3, 0.5, 3.0, 40.0])
@@ -113,3 +114,34 @@ def test_forward_bad_input():
             forward.sigma2(bad)
     with pytest.raises(ValueError, match="t must"):
         forward.dsm_target(x0, x0, 0.0)
+
+
+def test_parametrisation_conversions_are_tweedie_on_both_laws(rel_err):
+    """score <-> eps <-> denoiser as forward converts them agree with the laws' own closed-form
+    denoiser (Tweedie) and invert each other, for scalar and per-sample t."""
+    truth = GaussianMixture(torch.tensor([0.3, 0.7]), torch.tensor([[1.0, -2.0], [0.5, 1.5]]),
+                            torch.stack([torch.eye(2) * 0.5, torch.tensor([[1.0, 0.3], [0.3, 0.4]])]))
+    emp = theory.EmpiricalLaw(truth.sample(7, 0.0, torch.Generator().manual_seed(1)))
+    for law in (truth, emp):
+        for t in (0.05, torch.tensor([0.01, 0.2, 1.0, 3.0], dtype=torch.float64)):
+            x = law.sample(4, 0.3, torch.Generator().manual_seed(2))
+            score, denoised = law.score(x, t), law.denoiser(x, t)
+            assert rel_err(forward.score_from_denoiser(denoised, x, t), score) < 1e-10
+            assert rel_err(forward.denoiser_from_score(score, x, t), denoised) < 1e-10
+            eps = forward.eps_from_score(score, t)
+            assert rel_err(forward.eps_from_denoiser(denoised, x, t), eps) < 1e-10
+            assert rel_err(forward.score_from_eps(eps, t), score) < 1e-12
+
+
+def test_time_coefficients_are_checked_once_and_reused():
+    tc = forward.coefficients(torch.tensor([[0.1, 1.0], [2.0, 5.0]], dtype=torch.float64))   # any shape
+    assert torch.equal(tc.alpha, torch.exp(-0.5 * tc.t)) and torch.equal(tc.sigma2, -torch.expm1(-tc.t))
+    x0 = torch.randn(2, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    z = torch.randn_like(x0)
+    xt, _ = forward.add_noise(x0, tc, z)                   # (E, B) times against (E, B, d)
+    assert torch.allclose(xt, tc.alpha[..., None] * x0 + tc.sigma[..., None] * z, rtol=0, atol=1e-15)
+    assert torch.allclose(forward.marginal_variance(tc, 0.5), 0.5 * tc.alpha ** 2 + tc.sigma2, rtol=1e-14)
+    with pytest.raises(ValueError, match="t must"):
+        forward.coefficients(torch.ones(3), batch=2)
+    with pytest.raises(ValueError, match="t must"):
+        forward.add_noise(x0, torch.ones(3, dtype=torch.float64))     # not a prefix of (2, 2, 3)

@@ -1,10 +1,10 @@
-"""Training sets with exact duplicates for the mixture experiments (theory.gmm_experiment.training_set)."""
+"""Training sets with exact duplicates for the mixture experiments (verify._gmm.member_training_set)."""
 
 import pytest
 import torch
 
 import theory
-from theory.gmm_experiment import training_set
+from verify._gmm import member_training_set as training_set
 
 
 def test_copies_repeat_the_first_points_and_keep_the_stream():

@@ -4,10 +4,10 @@ pruning masks exactly the requested count, the Taylor score is the derivative of
 import pytest
 import torch
 
-from theory.dit import DiT, DiTConfig
-from theory.head_pruning import (get_head_mask, head_importance, masked_heads, prune_mask, pruned_count,
+from theory.networks.dit import DiT, DiTConfig
+from theory.networks.heads import (get_head_mask, head_importance, masked_heads, prune_mask, pruned_count,
                                  random_prune_mask, set_head_mask, single_head_mask)
-from theory.image_training import TrainConfig, denoising_loss, sample_times, train_denoiser
+from theory.training.image import ImageTrainConfig, denoising_loss, normalised_times as sample_times, train_denoiser
 
 CFG = DiTConfig(image_size=16, patch=4, width=32, depth=2, heads=4, freq_dim=16)
 
@@ -70,7 +70,7 @@ def trained_without_head():
     images = torch.rand(32, 3, 16, 16, generator=g) * 2 - 1
     model = DiT(CFG, generator=torch.Generator().manual_seed(0))
     set_head_mask(model, single_head_mask((2, 4), 1, 0))
-    ema, _ = train_denoiser(model, images, TrainConfig(steps=80, batch_size=16, lr=3e-3, warmup=10,
+    ema, _ = train_denoiser(model, images, ImageTrainConfig(steps=80, batch_size=16, lr=3e-3, warmup=10,
                                                        ema_decay=0.0), seed=1)
     set_head_mask(ema, torch.ones(2, 4))
     with torch.no_grad():

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from theory import cifar
-from theory.image_metrics import (extract_features, fid, frechet_distance, inside_manifold, load_inception,
-                                  manifold_radii, precision_recall)
-from theory.memorization import memorization_fraction
+from verify import _io as cifar
+from theory.evaluation.image_metrics import (extract_features, fid, frechet_distance, inside_manifold,
+                                             manifold_radii, precision_recall)
+from theory.evaluation.memorization import memorization_fraction
 
 
 def _tiny_net(x):
@@ -109,7 +109,7 @@ INCEPTION = cifar.data_dir() / cifar.INCEPTION
 
 @pytest.mark.skipif(not INCEPTION.is_file(), reason="shared FID Inception network not available")
 def test_real_inception_pool3_shape():
-    net = load_inception(INCEPTION)
+    net = cifar.load_inception(INCEPTION)
     u8 = torch.randint(0, 256, (2, 32, 32, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     f = extract_features(u8, net)
     assert f.shape == (2, 2048) and bool(torch.isfinite(f).all()) and float(f.min()) >= 0   # pool3 after ReLU

@@ -1,7 +1,7 @@
 import torch
 
 import theory
-from theory.likelihood import exact_divergence, memorization_index, ode_log_likelihood
+from theory.evaluation.likelihood import exact_divergence, memorization_index, ode_log_likelihood
 
 
 def test_exact_divergence_matches_hessian_trace():

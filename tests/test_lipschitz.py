@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from theory.empirical import EmpiricalLaw
-from theory.lipschitz import (empirical_lipschitz_lower_bound, gaussian_lipschitz, lipschitz_cloud,
+from theory.laws.empirical import EmpiricalLaw
+from theory.estimators.lipschitz import (empirical_lipschitz_lower_bound, gaussian_lipschitz, lipschitz_cloud,
                               local_lipschitz, nearest_pair, neighbour_midpoints, spectral_norm)
-from theory.mixture import GaussianMixture
+from theory.laws.mixture import GaussianMixture
 
 
 def test_spectral_norm_matches_numpy():

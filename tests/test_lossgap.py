@@ -1,4 +1,4 @@
-"""Loss-Gap, DSM loss and Fisher divergence estimators (theory.lossgap) against quadrature (theory.quadrature),
+"""Loss-Gap, DSM loss and Fisher divergence estimators (theory.estimators.lossgap) against quadrature (theory.estimators.quadrature),
 closed forms and exact identities (Prop. 4.1)."""
 
 import math
@@ -31,8 +31,8 @@ def test_monte_carlo_matches_quadrature(d):
     truth, emp = _setup(d)
     for i, t in enumerate(TIMES):
         gen = torch.Generator().manual_seed(7 + i)
-        fisher_q = quadrature.fisher_divergence(emp, truth, t)
-        gap_q = quadrature.loss_gap(truth, emp, t)
+        fisher_q = quadrature.fisher_divergence_quadrature(emp, truth, t)
+        gap_q = quadrature.loss_gap_quadrature(truth, emp, t)
         # Prop. 4.1 holds exactly for the fixed data set: two independent quadratures agree to round-off
         assert gap_q == pytest.approx(fisher_q, rel=1e-8)
         _within(lossgap.fisher_divergence(emp, truth, t, 4000, generator=gen), fisher_q)
@@ -40,7 +40,7 @@ def test_monte_carlo_matches_quadrature(d):
         if d > 1:
             continue
         # the Fisher divergence under the other law (the truth) is a different number, also matched
-        under_truth = quadrature.fisher_divergence(emp, truth, t, under=truth)
+        under_truth = quadrature.fisher_divergence_quadrature(emp, truth, t, under=truth)
         assert not math.isclose(under_truth, fisher_q, rel_tol=0.05)
         _within(lossgap.fisher_divergence(emp, truth, t, 4000, under=truth, generator=gen), under_truth)
 
@@ -48,11 +48,11 @@ def test_monte_carlo_matches_quadrature(d):
 def test_dsm_loss_alone_matches_quadrature():
     truth, emp = _setup(1)
     t = 0.1
-    exact = quadrature.dsm_loss(truth, emp, t)
+    exact = quadrature.dsm_loss_quadrature(truth, emp, t)
     est = lossgap.dsm_loss_estimate(truth, emp, t, n_draws=4000, generator=torch.Generator().manual_seed(3))
     _within(est, exact)
     # a loss is d/sigma_t^2-sized; the gap is the small difference of two of them
-    assert exact > quadrature.loss_gap(truth, emp, t)
+    assert exact > quadrature.loss_gap_quadrature(truth, emp, t)
 
 
 def test_gauss_legendre_agrees_with_adaptive_quad_in_1d():
@@ -70,7 +70,7 @@ def test_gauss_legendre_agrees_with_adaptive_quad_in_1d():
     breaks = sorted(set([c + k * s for c in centres for k in (-12, -3, 0, 3, 12)]))
     value = sum(integrate.quad(density_times_gap, a, b, limit=200, epsabs=0, epsrel=1e-11)[0]
                 for a, b in zip(breaks[:-1], breaks[1:]))
-    assert quadrature.fisher_divergence(emp, truth, t) == pytest.approx(value, rel=1e-8)
+    assert quadrature.fisher_divergence_quadrature(emp, truth, t) == pytest.approx(value, rel=1e-8)
 
 
 def test_empirical_against_itself_is_exactly_zero():
@@ -84,7 +84,7 @@ def test_empirical_against_itself_is_exactly_zero():
         for law in (emp, truth):
             f = lossgap.fisher_divergence(law, law, t, 300, generator=gen)
             assert f.mean == 0.0 and f.stderr == 0.0
-    assert quadrature.fisher_divergence(truth, truth, 0.1) == 0.0
+    assert quadrature.fisher_divergence_quadrature(truth, truth, 0.1) == 0.0
 
 
 @pytest.mark.parametrize("d", [1, 2, 5])
@@ -105,8 +105,8 @@ def test_single_training_point_closed_form(d):
         _within(lossgap.fisher_divergence(emp, truth, t, 3000, generator=gen), exact)
         _within(lossgap.loss_gap(truth, emp, t, n_draws=3000, generator=gen), exact)
         if d <= 2:
-            assert quadrature.fisher_divergence(emp, truth, t) == pytest.approx(exact, rel=1e-9)
-            assert quadrature.loss_gap(truth, emp, t) == pytest.approx(exact, rel=1e-9)
+            assert quadrature.fisher_divergence_quadrature(emp, truth, t) == pytest.approx(exact, rel=1e-9)
+            assert quadrature.loss_gap_quadrature(truth, emp, t) == pytest.approx(exact, rel=1e-9)
 
 
 def test_gaussian_fisher_closed_form_against_quadrature_both_ways():
@@ -116,9 +116,9 @@ def test_gaussian_fisher_closed_form_against_quadrature_both_ways():
     t = 0.2
     mp, cp = p.moments(t)
     mq, cq = q.moments(t)
-    assert quadrature.fisher_divergence(p, q, t) == pytest.approx(
+    assert quadrature.fisher_divergence_quadrature(p, q, t) == pytest.approx(
         float(lossgap.gaussian_fisher_divergence(mp, cp, mq, cq)), rel=1e-10)
-    assert quadrature.fisher_divergence(p, q, t, under=q) == pytest.approx(
+    assert quadrature.fisher_divergence_quadrature(p, q, t, under=q) == pytest.approx(
         float(lossgap.gaussian_fisher_divergence(mq, cq, mp, cp)), rel=1e-10)
     assert float(lossgap.gaussian_fisher_divergence(mp, cp, mp, cp)) == pytest.approx(0.0, abs=1e-12)
 
@@ -166,4 +166,20 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="dim"):
         lossgap.loss_gap_lower_bound(0, 0.1, 1.0)
     with pytest.raises(ValueError, match="d <= 2"):
-        quadrature.fisher_divergence(*_setup(3)[::-1], 0.1)
+        quadrature.fisher_divergence_quadrature(*_setup(3)[::-1], 0.1)
+
+
+@pytest.mark.parametrize("which", ["mixture", "empirical"])
+def test_components_view_reproduces_the_law(which):
+    """law.components(t) is P_t as a Gaussian mixture: its density (torch.distributions) equals
+    law.log_prob, and the mean trace of Thm 4.3 is read from it for any law."""
+    truth = theory.paper_mixture(3, 2, separation=2.0, trace=1.3, anisotropy=3.0, seed=4)
+    law = truth if which == "mixture" else theory.EmpiricalLaw(truth.sample(5, 0.0, torch.Generator().manual_seed(0)))
+    t = 0.2
+    w, m, f = law.components(t)
+    comps = torch.distributions.MultivariateNormal(m, scale_tril=torch.linalg.cholesky(f @ f.transpose(-1, -2)))
+    x = law.sample(6, t, torch.Generator().manual_seed(1))
+    mix = torch.logsumexp(comps.log_prob(x[:, None, :]) + torch.log(w), dim=1)
+    assert torch.allclose(mix, law.log_prob(x, t), rtol=1e-12, atol=1e-12)
+    expected = float(truth.weights @ torch.diagonal(truth.covariances, dim1=-2, dim2=-1).sum(-1)) if which == "mixture" else 0.0
+    assert lossgap.mean_covariance_trace(law) == pytest.approx(expected, rel=1e-12, abs=1e-15)

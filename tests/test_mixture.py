@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal
 
-from theory.mixture import GaussianMixture, paper_mixture
+from theory.laws.mixture import GaussianMixture, paper_mixture
 
 TIMES = [1e-4, 1e-2, 1.0, 5.0]
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from theory.neighbours import nearest_neighbours
+from theory.evaluation.neighbours import nearest_neighbours
 
 
 def brute_force(queries, references, k, exclude_self=False):

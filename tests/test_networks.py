@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import theory
-from theory.networks import ReLUMLP, parameter_count
-from theory.regression import RegressionConfig, fit_score, relative_error
+from theory.networks.relu_mlp import ReLUMLP, relu_mlp_parameter_count as parameter_count
+from theory.training.regression import RegressionConfig, fit_score, relative_error
 
 
 def hand_count(d_in, w, depth, d_out):
@@ -69,7 +69,7 @@ def test_ensemble_training_equals_separate_trainings():
     data = truth.sample(6, 0.0, torch.Generator().manual_seed(1))
     laws = [theory.EmpiricalLaw(data), truth, theory.EmpiricalLaw(data)]
     times, widths, seeds, data_seeds = [0.1, 0.3, 0.5], [4, 8, 6], [1, 2, 3], [11, 12, 13]
-    cfg = RegressionConfig(steps=12, batch=32, lr=1e-2, weight_decay=1e-3, warmup=3, block_steps=5,
+    cfg = RegressionConfig(steps=12, batch_size=32, lr=1e-2, weight_decay=1e-3, warmup=3, block_steps=5,
                            eval_points=64)
     ens = ReLUMLP(2, widths, 2, seeds, dtype=torch.float64)
     res = fit_score(ens, laws, times, cfg, data_seeds)
@@ -111,6 +111,19 @@ def test_training_reduces_error_on_true_score():
     wide margin (relative error < 0.2, well outside 3 stderr of 1)."""
     truth = theory.paper_mixture(2, 2, separation=1.0, trace=2.0, seed=0)
     net = ReLUMLP(2, [32], 2, [0])
-    res = fit_score(net, truth, 0.5, RegressionConfig(steps=150, batch=128, lr=1e-2, eval_points=1024), [0])
+    res = fit_score(net, truth, 0.5, RegressionConfig(steps=150, batch_size=128, lr=1e-2, eval_points=1024), [0])
     est = res.rel_error[0]
     assert est.mean < 0.2 and est.mean + 3 * est.stderr < 1.0
+
+
+def test_per_member_broadcasts_or_checks_length():
+    from theory.networks.ensemble import per_member
+
+    assert per_member(0.5, 3, "wd") == [0.5, 0.5, 0.5]
+    assert per_member(torch.tensor(2.0), 2, "wd") == [2.0, 2.0]
+    assert per_member(torch.tensor([1.0, 2.0]), 2, "wd") == [1.0, 2.0]
+    assert per_member([1, 2, 3], 3, "n") == [1, 2, 3]
+    with pytest.raises(ValueError, match="wd must"):
+        per_member([1.0, 2.0], 3, "wd")
+    with pytest.raises(ValueError, match="wd must"):
+        per_member(torch.ones(2, 2), 2, "wd")

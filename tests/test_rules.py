@@ -169,7 +169,7 @@ def _cifar_table(pruned: float, original: float = 0.7382, seeds: int = 5, sample
     rng = np.random.default_rng(2)
     return pd.DataFrame([{"variant": v, "seed": s, "memorization": mems[v] + 0.002 * rng.standard_normal(),
                           "memorization_se": math.sqrt(mems[v] * (1 - mems[v]) / samples),
-                          "fid": fids[v] * (1 + 0.005 * rng.standard_normal()), "n_samples": samples, "n_train": 5000,
+                          "fid": fids[v] * (1 + 0.005 * rng.standard_normal()), "n_generated": samples, "n_train": 5000,
                           "params": 33_000_000, "dit": "W384-L12-H6-p2", "heads_pruned": 14, "heads_total": 72}
                          for v in mems for s in range(seeds)])
 

@@ -132,3 +132,24 @@ def test_command_line_list_and_unknown_module():
         assert name in text
     with pytest.raises(ValueError, match="unknown verify module 'no_such_module'"):
         main(["no_such_module", "--preset", "smoke"])
+
+
+def test_checkpoint_helper_is_atomic_and_caches(tmp_path, monkeypatch):
+    import torch
+
+    from verify import _io
+
+    monkeypatch.setenv("MEMSEP_CHECKPOINTS", str(tmp_path))
+    ck = _io.Checkpoint.for_run("kind", {"a": 1})
+    assert ck.path.parent == tmp_path / "kind" and ck.load() is None
+    state = {"w": torch.arange(3.0)}
+    ck.save(state)
+    state["w"] += 1                                         # saved at once: later changes do not leak in
+    assert torch.equal(ck.load()["w"], torch.arange(3.0))
+    assert [p.name for p in ck.path.parent.iterdir()] == [ck.path.name]   # no temporary file left
+    calls = []
+    cache = _io.Checkpoint(tmp_path / "c.pt")
+    assert cache.cached(lambda: calls.append(1) or 7) == 7 and cache.cached(lambda: calls.append(1) or 8) == 7
+    assert calls == [1]
+    ck.clear()
+    assert ck.load() is None and _io.Checkpoint.for_run("kind", {"a": 2}).path != ck.path

@@ -1,23 +1,23 @@
 import pytest
 import torch
 
-from theory.score_net import ScoreNet, build_score_net, parameter_count, width_for_budget
+from theory.networks.score_net import ScoreNet, build_score_net, score_net_parameter_count, width_for_budget
 
 
 @pytest.mark.parametrize("dim,width,depth", [(2, 8, 1), (5, 33, 2), (16, 64, 3)])
-def test_parameter_count_is_exact(dim, width, depth):
+def test_score_net_parameter_count_is_exact(dim, width, depth):
     net = ScoreNet(dim, width, depth, seeds=(0, 1))
-    assert net.parameters_per_member == parameter_count(dim, width, depth)
-    assert sum(p.numel() for p in net.parameters()) == 2 * parameter_count(dim, width, depth)
+    assert net.parameters_per_member == score_net_parameter_count(dim, width, depth)
+    assert sum(p.numel() for p in net.parameters()) == 2 * score_net_parameter_count(dim, width, depth)
 
 
 @pytest.mark.parametrize("budget", [24_000, 1_000_000, 44_000_000])
 def test_width_for_budget_is_closest(budget):
     w = width_for_budget(16, budget)
-    best = abs(parameter_count(16, w) - budget)
-    assert best <= abs(parameter_count(16, w + 1) - budget) and best <= abs(parameter_count(16, w - 1) - budget)
+    best = abs(score_net_parameter_count(16, w) - budget)
+    assert best <= abs(score_net_parameter_count(16, w + 1) - budget) and best <= abs(score_net_parameter_count(16, w - 1) - budget)
     net, count = build_score_net(4, 5000, seeds=(0,))
-    assert count == net.parameters_per_member == parameter_count(4, net.width)
+    assert count == net.parameters_per_member == score_net_parameter_count(4, net.width)
 
 
 def test_members_depend_only_on_their_seed_and_score_is_minus_eps_over_sigma():

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from theory.estimate import normal_quantile, proportion_difference_interval, wilson_interval
+from theory.estimators.estimate import normal_quantile, proportion_difference_interval, wilson_interval
 from verify import stats
 
 

@@ -8,7 +8,7 @@ import pytest
 import sympy as sp
 import torch
 
-from theory.mixture import GaussianMixture
+from theory.laws.mixture import GaussianMixture
 
 x, x0 = sp.symbols("x x0", real=True)
 mu = sp.Symbol("mu", real=True)

@@ -4,10 +4,13 @@ import pytest
 import torch
 
 import theory
-from theory.score_net import ScoreNet
-from theory.training import TrainConfig, eps_loss, learning_rate, train
+from theory.networks.score_net import ScoreNet
+import copy
 
-CFG = TrainConfig(steps=25, batch_size=64, lr=3e-3, warmup=5, t0=1e-3, checkpoint_every=10)
+from theory.training.dsm import ScoreTrainConfig, eps_loss, log_uniform_times, train
+from theory.training.schedule import learning_rate
+
+CFG = ScoreTrainConfig(steps=25, batch_size=64, lr=3e-3, warmup=5, t0=1e-3, checkpoint_every=10)
 
 
 def test_eps_loss_is_sigma2_times_paper_dsm_loss():
@@ -24,15 +27,19 @@ def test_eps_loss_is_sigma2_times_paper_dsm_loss():
 
 
 def test_learning_rate_schedule():
-    assert learning_rate(0, CFG) == pytest.approx(CFG.lr / CFG.warmup)
-    assert learning_rate(CFG.warmup, CFG) == pytest.approx(CFG.lr)
-    assert learning_rate(CFG.steps, CFG) == pytest.approx(CFG.lr * CFG.final_lr_fraction)
+    kw = dict(lr=CFG.lr, steps=CFG.steps, warmup=CFG.warmup, final_fraction=CFG.final_lr_fraction)
+    assert learning_rate(0, **kw) == pytest.approx(CFG.lr / CFG.warmup)
+    assert learning_rate(CFG.warmup, **kw) == pytest.approx(CFG.lr)
+    assert learning_rate(CFG.steps, **kw) == pytest.approx(CFG.lr * CFG.final_lr_fraction)
+    mid = (CFG.warmup + CFG.steps) / 2
+    assert learning_rate(int(mid), **{**kw, "final_fraction": 1.0}) == CFG.lr          # constant after warm-up
+    assert learning_rate(CFG.steps, **{**kw, "final_fraction": 0.0}) == 0.0
 
 
 def _mean_loss(net, data, seed=3):
     g = torch.Generator().manual_seed(seed)
     x0 = data[torch.randint(len(data), (1, 1000), generator=g)]
-    t = theory.training.sample_times((1, 1000), CFG.t0, CFG.T, g)
+    t = log_uniform_times((1, 1000), CFG.t0, CFG.T, g)
     with torch.no_grad():
         return float(eps_loss(net, x0, t, torch.randn(1, 1000, data.shape[1], generator=g)).mean())
 
@@ -58,15 +65,16 @@ def test_ensemble_trains_like_separate_nets():
             assert torch.allclose(pe[e], pa[0], atol=1e-5)
 
 
-def test_checkpoint_resume_equals_uninterrupted(tmp_path):
+def test_checkpoint_resume_equals_uninterrupted():
     data = torch.randn(80, 2, generator=torch.Generator().manual_seed(0))
     full = ScoreNet(2, 16, seeds=(1,))
     ref = train(full, data, CFG)
-    ck = tmp_path / "ck.pt"
+    states = []
     first = ScoreNet(2, 16, seeds=(1,))
-    train(first, data, CFG, checkpoint=ck, stop_after=10)   # "interrupted" after 10 steps
+    train(first, data, CFG, on_checkpoint=lambda s: states.append(copy.deepcopy(s)), stop_after=10)  # "interrupted"
+    assert [s["step"] for s in states] == [10, 10]           # every checkpoint_every steps, and at the end
     resumed = ScoreNet(2, 16, seeds=(1,))                    # fresh process: new net from the same seed
-    out = train(resumed, data, CFG, checkpoint=ck)
+    out = train(resumed, data, CFG, resume=states[-1])
     for a, b in zip(full.parameters(), resumed.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
     assert torch.allclose(ref.losses, out.losses)
@@ -76,6 +84,10 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="t0"):
-        TrainConfig(t0=0.0)
+        ScoreTrainConfig(t0=0.0)
+    state = {}
+    train(ScoreNet(2, 4, seeds=(0,)), torch.zeros(10, 2), CFG, on_checkpoint=state.update, stop_after=1)
+    with pytest.raises(ValueError, match="another configuration"):
+        train(ScoreNet(2, 4, seeds=(0,)), torch.zeros(10, 2), dataclasses.replace(CFG, lr=1e-3), resume=state)
     with pytest.raises(ValueError, match="data"):
         train(ScoreNet(2, 4, seeds=(0,)), torch.zeros(10, 3), CFG)

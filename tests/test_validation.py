@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from theory.empirical import EmpiricalLaw
-from theory.lipschitz import gaussian_lipschitz
-from theory.mixture import GaussianMixture, paper_mixture
+from theory.laws.empirical import EmpiricalLaw
+from theory.estimators.lipschitz import gaussian_lipschitz
+from theory.laws.mixture import GaussianMixture, paper_mixture
 
 D = 3
 

@@ -6,7 +6,7 @@ import pytest
 
 from verify import duplication, runner, width_vs_n
 
-COMMON = {"width", "depth", "params", "net_seed", "rel_error", "rel_error_stderr", "final_loss",
+COMMON = {"width", "depth", "params", "net_seed", "rel_error", "rel_error_se", "final_loss",
           "target_error", "width_star", "params_star", "t", "n", "seed", "preset", "device", "runtime_s"}
 
 
@@ -22,7 +22,7 @@ def test_width_vs_n_smoke(tmp_path):
     cfg = width_vs_n.PRESETS["smoke"]
     assert len(table) == len(width_vs_n.grid(cfg)) * len(cfg.widths) * len(cfg.net_seeds)
     assert set(table["law"]) == {"empirical", "true"}
-    assert (table["rel_error"] > 0).all() and (table["rel_error_stderr"] > 0).all()
+    assert (table["rel_error"] > 0).all() and (table["rel_error_se"] > 0).all()
     assert (tmp_path / "width_vs_n.png").exists()
 
 
@@ -41,8 +41,10 @@ def test_duplication_smoke(tmp_path):
 def test_duplicated_set_has_only_pool_points():
     import torch
 
+    from verify._gmm import with_copies
+
     pool = torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    data = duplication.duplicated_set(pool, 7, 0)
+    data = with_copies(pool, 7, 0)
     assert data.shape == (12, 2) and torch.unique(data, dim=0).shape[0] == 5
 
 
@@ -54,7 +56,7 @@ def test_stopping_at_the_target_gives_the_same_width_star():
     import theory
 
     cfg = dataclasses.replace(width_vs_n.PRESETS["smoke"], widths=(4, 8, 64, 128), target_error=0.5, steps=60)
-    truth = width_vs_n.true_law(cfg, "cpu")
+    truth = width_vs_n.true_mixture(cfg, "cpu")
     full = width_vs_n.fit_widths(truth, 1.0, dataclasses.replace(cfg, stop_at_target=False), "cpu", key=3)
     short = width_vs_n.fit_widths(truth, 1.0, cfg, "cpu", key=3)
     assert full[0]["width_star"] == short[0]["width_star"] <= 64

@@ -9,7 +9,7 @@ from verify import cifar_pruning
 from verify.runner import run_module
 
 COLUMNS = ["variant", "precision", "precision_se", "recall", "recall_se", "memorization", "memorization_se",
-           "fid", "heads_total", "heads_pruned", "pruned_heads", "n_samples", "sampler", "feature_network",
+           "fid", "heads_total", "heads_pruned", "pruned_heads", "n_generated", "sampler", "sample_steps", "feature_network",
            "reference_set", "n_train", "params", "seed", "preset", "device", "runtime_s"]
 
 
@@ -34,8 +34,8 @@ def test_smoke_end_to_end(tiny_data):
     assert set(COLUMNS) <= set(table.columns)
     assert sorted(table["variant"]) == ["original", "pruned", "random"]
     cfg = cifar_pruning.PRESETS["smoke"]
-    heads = cfg.depth * cfg.heads
-    count = round(cfg.prune_ratio * heads)
+    heads = cfg.model.depth * cfg.model.heads
+    count = round(cfg.pruning.ratio * heads)
     by = table.set_index("variant")
     assert by.loc["original", "heads_pruned"] == 0
     assert by.loc["pruned", "heads_pruned"] == by.loc["random", "heads_pruned"] == count
@@ -46,15 +46,21 @@ def test_smoke_end_to_end(tiny_data):
     # 16 held-out images (32..47) score the FID floor, the same value on every row
     assert np.isfinite(table["fid_real"]).all() and table["fid_real"].nunique() == 1
     assert (out / "cifar_pruning.csv").exists() and (out / "cifar_pruning.png").stat().st_size > 10_000
-    with np.load(out / "cifar_pruning_samples_seed0.npz") as f:
-        assert f["pruned_samples"].shape == (cfg.n_figure, 32, 32, 3) and f["pruned_samples"].dtype == np.uint8
-        assert f["original_neighbours"].shape == (cfg.n_figure, 32, 32, 3)
-        assert ((f["random_ratio"] >= 0) & (f["random_ratio"] <= 1)).all()
+    assert sorted(p.name for p in out.iterdir()) == ["cifar_pruning.config.json", "cifar_pruning.csv",
+                                                     "cifar_pruning.png"]           # the figure needs only the table
+    n_fig = cfg.evaluation.n_figure
+    for _, row in table.iterrows():                     # example images (first seed) round-trip through the table
+        samples, neighbours = cifar_pruning._unhex(row["example_samples"]), cifar_pruning._unhex(row["example_neighbours"])
+        assert samples.shape == neighbours.shape == (n_fig, 32, 32, 3) and samples.dtype == np.uint8
+        ratios = np.array(row["example_ratios"].split(), float)
+        assert len(ratios) == n_fig and ((ratios >= 0) & (ratios <= 1)).all()
+    train = cifar_pruning._io.load_training_images(cfg.n_train)
+    assert all(bool((train.numpy() == img).all((1, 2, 3)).any()) for img in neighbours)   # true training images
     assert list((tiny_data / "ck").rglob("original.pt"))                     # resumable checkpoint
     # a rerun resumes: no point left to compute, same table
     again = run_module(cifar_pruning, "smoke", out=out, quiet=True)
     cols = ["variant", "seed", "precision", "recall", "memorization", "fid", "pruned_heads"]
     pd.testing.assert_frame_equal(again[cols].reset_index(drop=True), table[cols].reset_index(drop=True),
                                   check_dtype=False)
-    summ = cifar_pruning.summary(table)
+    summ = cifar_pruning.variant_summary(table)
     assert list(summ.index) == ["original", "pruned", "random"] and "memorization_mean" in summ.columns

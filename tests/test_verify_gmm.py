@@ -25,8 +25,8 @@ def test_smoke(module, tmp_path):
 def test_killed_point_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     """A mixture point killed mid-training resumes from its checkpoint and gives the rows of an
     uninterrupted run; the checkpoint is removed once the rows exist."""
-    import theory.gmm_experiment as gmm
     from verify import _gmm
+    gmm = _gmm
 
     cfg, point = phase_2d.PRESETS["smoke"], phase_2d.grid(phase_2d.PRESETS["smoke"])[0]
     monkeypatch.setenv("MEMSEP_CHECKPOINTS", str(tmp_path / "a"))

@@ -48,14 +48,14 @@ def check_points(x, name: str, d: int, *, dtype, device) -> torch.Tensor:
 
 
 def check_time(t: TimeLike, name: str = "t", *, batch: int | None = None, allow_zero: bool = False,
-               dtype=DEFAULT_DTYPE, device=None) -> torch.Tensor:
-    """Diffusion time(s) as a tensor of shape ``()`` or ``(batch,)``; each must be finite and > 0
-    (or >= 0 with ``allow_zero``)."""
+               any_shape: bool = False, dtype=DEFAULT_DTYPE, device=None) -> torch.Tensor:
+    """Diffusion time(s) as a tensor of shape ``()`` or ``(batch,)`` (any shape with ``any_shape``, for
+    elementwise use); each must be finite and > 0 (or >= 0 with ``allow_zero``)."""
     if isinstance(t, (float, int)) and not isinstance(t, bool):
         if not math.isfinite(t):
             raise ValueError(f"{name} must be finite, got {t}")
     tt = as_tensor(t, name, dtype=dtype, device=device)
-    if tt.ndim > 1 or (tt.ndim == 1 and batch is not None and tt.shape[0] != batch):
+    if not any_shape and (tt.ndim > 1 or (tt.ndim == 1 and batch is not None and tt.shape[0] != batch)):
         raise ValueError(f"{name} must be a scalar or have shape ({batch},), got {tuple(tt.shape)}")
     check_finite(tt, name)
     bad = tt < 0 if allow_zero else tt <= 0

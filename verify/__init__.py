@@ -6,15 +6,18 @@ A verify module defines
     CLAIM: str                      one line: what of the paper it checks (and where)
     CLAIMS: list[verdicts.Claim]    the claims its table decides, each with its judge (verify.verdicts)
     COLUMNS: tuple[str, ...]        the documented columns of its table (every smoke run has them)
-    PRESETS: dict[str, Config]      "smoke", "cpu", "paper" -> a dataclass of plain values
+    PRESETS: dict[str, Config]      "smoke", "cpu", "paper" -> a (possibly nested) dataclass of plain values
     ESTIMATED_RUNTIME: dict         preset -> seconds on the machine named in README's timing table
     grid(config) -> list[dict]      the grid points (plain numbers and strings, with a "seed")
     run_point(point, config, device) -> dict | list[dict]   the measured row(s) of one point
     plot(table, config) -> Figure   the figure, drawn from the table alone
 
-and ``verify.runner.run_module`` does the rest (configuration, resume, atomic tables, figure).
-Modules are discovered automatically: any module of this package that defines ``PRESETS``; ``claims()``
-is the one registry of claims (every module's ``CLAIMS``, in module order, each tagged with its module).
+and ``verify.runner.run_module`` does the rest (configuration, resume, atomic tables, figure). Shared
+pieces live in private modules: ``_io`` (files, paths, environment variables, checkpoints, CIFAR-10 and
+Inception loading), ``_gmm`` (the Gaussian-mixture memorization pipeline) and ``_memorization`` (the
+memorization row-builder and rules). Modules are discovered automatically: any public module of this
+package that defines ``PRESETS``; ``claims()`` is the one registry of claims (every module's ``CLAIMS``, in
+module order, each tagged with its module).
 """
 
 from __future__ import annotations

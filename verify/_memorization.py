@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 import theory
-from theory.memorization import (DEFAULT_THRESHOLD, calibrated_memorization, normalized_index_interval,
+from theory.evaluation.memorization import (DEFAULT_THRESHOLD, calibrated_memorization, normalized_index_interval,
                                  sample_quality)
 
 from . import stats

@@ -33,7 +33,7 @@ def judge_d(table, *, min_effect=0.05, quality_tolerance=0.5):
 
 CLAIMS = [
     Claim("memorization_vs_d", "Memorization falls as the dimension grows", "Sec. 6, Gaussian-mixture experiments",
-          "d = 8 -> 64, K = 8 mixture", "theory.memorization.calibrated_memorization", judge_d,
+          "d = 8 -> 64, K = 8 mixture", "theory.evaluation.memorization.calibrated_memorization", judge_d,
           (_memorization.MIN_EFFECT, _memorization.QUALITY_TOLERANCE)),
 ]
 

@@ -10,17 +10,16 @@ n_distinct atoms (with unequal weights). At one t, we fit ReLU nets of each widt
   and, as the control, n_distinct = n (the pool plus m fresh points),
 
 and report W*, the smallest width reaching the target relative error. The corollary predicts that W* of a
-duplicated set follows n - m (= n_distinct) and not n. The memorization fraction of a *trained diffusion model* on these
-sets belongs to the DSM-training code (issue 5) and is owed; it is not measured here.
+duplicated set follows n - m (= n_distinct) and not n.
 
-A second experiment trains diffusion models (theory.gmm_experiment, memsep's defaults, one ensemble over
+A second experiment trains diffusion models (verify._gmm, memsep's defaults, one ensemble over
 all the data sets) and measures the memorization fraction of each data set's samples against its distinct
 training points: duplicates shrink the effective n, so a set with copies should memorize like its n - m
 distinct points rather than like n distinct points. (Its data sets are drawn from the same mixture with
 the training code's own seeded stream, so they are not the exact point sets of the width experiment.)
 
 Columns: kind (distinct | duplicated | memorization), n, m, n_distinct, t, width, depth, params, net_seed,
-rel_error, rel_error_stderr, final_loss, target_error, width_star, params_star, seed (pool), preset,
+rel_error, rel_error_se, final_loss, target_error, width_star, params_star, seed (pool), preset,
 device, runtime_s; memorization rows add data (distinct | duplicated), mem_fraction, mem_fraction_se,
 sample_logp_true, train_steps.
 """
@@ -35,10 +34,10 @@ import numpy as np
 import torch
 
 import theory
-from theory.gmm_experiment import GMMDefaults, run_group
-from theory.training import TrainConfig
+from theory.training.dsm import ScoreTrainConfig
 from verify import width_vs_n
-from verify.runner import checkpoint_path
+from verify._gmm import GMMDefaults, run_group, with_copies
+from verify._io import Checkpoint
 
 from . import _memorization, stats
 from .verdicts import Claim, conjunction, decide_above, finding, inconclusive
@@ -52,7 +51,7 @@ ORDER = 41
 class Config(width_vs_n.FitConfig):
     n_distinct: tuple        # sizes of the distinct pool
     copies_factor: tuple     # m = factor * n_distinct copies added
-    # memorization of a DSM-trained diffusion model on the same kinds of data set (theory.gmm_experiment)
+    # memorization of a DSM-trained diffusion model on the same kinds of data set (verify._gmm)
     memorization_width: int = 128     # 0: skip
     memorization_steps: int = 1000
     memorization_samples: int = 300
@@ -61,20 +60,20 @@ class Config(width_vs_n.FitConfig):
 PRESETS = {
     "smoke": Config(dim=2, n_components=4, separation=1.0, trace=2.0, n_distinct=(4,), copies_factor=(1,),
                     times=(0.2,), widths=(4, 16), depth=2, net_seeds=(0,), data_seeds=(0,), target_error=0.1,
-                    steps=20, batch=64, lr=1e-2, eval_points=256, memorization_width=16,
+                    steps=20, batch_size=64, lr=1e-2, eval_points=256, memorization_width=16,
                     memorization_steps=20, memorization_samples=30),
     "cpu": Config(dim=2, n_components=4, separation=1.0, trace=2.0, n_distinct=(8, 32), copies_factor=(1, 3),
                   times=(0.1,), widths=(4, 8, 16, 32, 64, 128, 256, 512), depth=2, net_seeds=(0,),
-                  data_seeds=(0,), target_error=0.2, steps=600, batch=128, lr=1e-2, eval_points=2048),
+                  data_seeds=(0,), target_error=0.2, steps=600, batch_size=128, lr=1e-2, eval_points=2048),
     "paper": Config(dim=2, n_components=4, separation=1.0, trace=2.0, n_distinct=(64, 256, 1024),
                     copies_factor=(1, 3, 7), times=(0.01, 0.1),
                     widths=(8, 16, 32, 64, 128, 256, 512, 1024, 2048), depth=2, net_seeds=(0, 1, 2),
-                    data_seeds=(0, 1), target_error=0.05, steps=20000, batch=512, lr=3e-3, eval_points=16384,
+                    data_seeds=(0, 1), target_error=0.05, steps=20000, batch_size=512, lr=3e-3, eval_points=16384,
                     memorization_width=512, memorization_steps=50_000, memorization_samples=2000),
 }
 ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 60, "paper": 4 * 3600}
-COLUMNS = ("kind", "n_distinct", "m", "t", "width", "depth", "params", "net_seed", "rel_error", "rel_error_stderr",
-           "final_loss", "target_error", "width_star", "params_star", "steps", "parameterisation", "n", "d",
+COLUMNS = ("kind", "n_distinct", "m", "t", "width", "depth", "params", "net_seed", "rel_error", "rel_error_se",
+           "final_loss", "target_error", "width_star", "params_star", "parameterisation", "n", "d",
            "sigma_t", "data", "mem_fraction", "mem_fraction_se", "sample_logp_true", "train_steps", "seed",
            "preset", "device", "runtime_s", "point")
 
@@ -98,41 +97,33 @@ def data_sets(cfg: Config) -> list[dict]:
 
 
 def memorization_rows(cfg: Config, seed: int, device: str) -> list[dict]:
-    """Train one ensemble of DSM score nets (memsep's defaults, theory.gmm_experiment) on every data set of
+    """Train one ensemble of DSM score nets (memsep's defaults, verify._gmm) on every data set of
     ``data_sets`` (seed's nested stream; duplicated sets copy their first n - m points) and return per
     set its memorization fraction (d1/d2 < 1/3 against the distinct training points) with its error."""
     sets = data_sets(cfg)
     members = [{"seed": seed, "n": d["n_distinct"] + d["m"], "copies": d["m"]} for d in sets]
-    tc = TrainConfig(steps=cfg.memorization_steps, batch_size=256, lr=2e-3, t0=1e-3, T=10.0,
+    tc = ScoreTrainConfig(steps=cfg.memorization_steps, batch_size=256, lr=2e-3, t0=1e-3, T=10.0,
                      warmup=min(100, cfg.memorization_steps // 10 + 1))
     gd = GMMDefaults(separation=cfg.separation, trace=cfg.trace, n_generated=cfg.memorization_samples,
                      n_test=min(100, cfg.memorization_samples), sample_steps=40, loglik_steps=4,
                      index_times=(), index_samples=1)
-    ckpt = checkpoint_path(NAME, {"config": dataclasses.asdict(cfg), "seed": seed, "device": str(device)})
+    ckpt = Checkpoint.for_run(NAME, {"config": dataclasses.asdict(cfg), "seed": seed, "device": str(device)})
     rows = run_group(dim=cfg.dim, n_components=cfg.n_components, width=cfg.memorization_width, members=members,
                      train_cfg=tc, defaults=gd, device=device, checkpoint=ckpt)
-    ckpt.unlink(missing_ok=True)
+    ckpt.clear()
     keep = ("params", "mem_fraction", "mem_fraction_se", "sample_logp_true", "final_loss", "train_steps")
     return [{"kind": "memorization", "data": "duplicated" if d["m"] else "distinct", "n_distinct": d["n_distinct"],
              "m": d["m"], "n": d["n_distinct"] + d["m"], "d": cfg.dim, "width": cfg.memorization_width,
              **{k: r[k] for k in keep}} for d, r in zip(sets, rows)]
 
 
-def duplicated_set(pool: torch.Tensor, m: int, seed: int) -> torch.Tensor:
-    """The pool followed by m exact copies of pool points chosen uniformly with repetition."""
-    g = torch.Generator().manual_seed(30_000 + seed)
-    idx = torch.randint(pool.shape[0], (m,), generator=g).to(pool.device)
-    return torch.cat([pool, pool[idx]])
-
-
 def run_point(point: dict, cfg: Config, device: str) -> list[dict]:
     if point["kind"] == "memorization":
         return memorization_rows(cfg, point["seed"], device)
-    truth = theory.paper_mixture(cfg.n_components, cfg.dim, separation=cfg.separation, trace=cfg.trace,
-                                 seed=0, device=device)
+    truth = width_vs_n.true_mixture(cfg, device)
     k, m, t, seed = point["n_distinct"], point["m"], point["t"], point["seed"]
-    pool = width_vs_n.training_set(truth, k, seed)
-    data = duplicated_set(pool, m, seed) if point["kind"] == "duplicated" else pool
+    pool = width_vs_n.nested_training_set(truth, k, seed)
+    data = with_copies(pool, m, seed) if point["kind"] == "duplicated" else pool
     n_unique = int(torch.unique(data, dim=0).shape[0])
     if n_unique != k:
         raise RuntimeError(f"expected {k} distinct points, found {n_unique}")
@@ -340,9 +331,9 @@ def judge_duplicate_memorization(table, *, quality_tolerance=0.5):
 CLAIMS = [
     Claim("duplicate_width", "m exact duplicates among n samples make the empirical score as easy to fit as that of "
           "the n - m distinct points", "Thm 5.1, corollary on duplicates", "n samples of which m are exact copies",
-          "theory.regression.fit_score", judge_duplicate_width),
+          "theory.training.regression.fit_score", judge_duplicate_width),
     Claim("duplicate_memorization", "Duplicates shrink the effective n: a model trained on n points with m copies "
           "memorizes like one trained on the n - m distinct points", "Sec. 5, after Thm 5.1",
-          "n samples of which m are exact copies", "theory.memorization.calibrated_memorization",
+          "n samples of which m are exact copies", "theory.evaluation.memorization.calibrated_memorization",
           judge_duplicate_memorization, (_memorization.QUALITY_TOLERANCE,)),
 ]

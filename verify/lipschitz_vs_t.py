@@ -7,7 +7,7 @@ Gaussian), at each t we measure
   midpoints of nearest-neighbour pairs), which the theory says blows up like delta^2 / (4 sigma_t^4);
 * lip_true: max ||grad^2 log p_t|| over the same cloud plus draws of P_t, which stays bounded;
 
-next to the closed forms of ``theory.lipschitz``: the empirical lower bound (rigorous; for the closest
+next to the closed forms of ``theory.estimators.lipschitz``: the empirical lower bound (rigorous; for the closest
 pair, as in the paper, and its best value over all nearest-neighbour pairs; and its small-t form
 alpha_t^2 delta^2/(4 sigma_t^4) - 1/sigma_t^2) and, for the Gaussian, the exact
 1/(sigma_t^2 + alpha_t^2 lambda_min(Sigma)).
@@ -67,7 +67,7 @@ def grid(cfg: Config) -> list[dict]:
     return [{"law": law, "seed": seed, "t": float(t)} for law in LAWS for seed in cfg.seeds for t in times]
 
 
-def true_law(law: str, cfg: Config, seed: int, device: str) -> theory.GaussianMixture:
+def _true_law(law: str, cfg: Config, seed: int, device: str) -> theory.GaussianMixture:
     k = cfg.n_components if law == "mixture" else 1
     return theory.paper_mixture(k, cfg.dim, separation=cfg.separation, trace=cfg.trace,
                                 anisotropy=cfg.anisotropy, seed=seed, device=device)
@@ -75,7 +75,7 @@ def true_law(law: str, cfg: Config, seed: int, device: str) -> theory.GaussianMi
 
 def run_point(point: dict, cfg: Config, device: str) -> dict:
     seed, t = point["seed"], point["t"]
-    truth = true_law(point["law"], cfg, seed, device)
+    truth = _true_law(point["law"], cfg, seed, device)
     gen = torch.Generator(device=device).manual_seed(10_000 + seed)
     data = truth.sample(cfg.n, 0.0, gen)
     empirical = theory.EmpiricalLaw(data)

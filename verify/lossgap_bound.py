@@ -223,7 +223,7 @@ def judge_bound(table, *, floor=0.1, t_max=0.1, log_n_over_d_max=1.0, min_separa
 CLAIMS = [
     Claim("lossgap_bound", "E_D[Loss-Gap_t] = Omega(d / sigma_t^2 + tr Sigma) at small t for separated Gaussian "
           "mixtures", "Thm 4.3", "K-component mixtures, Delta_min = Theta(sqrt d), log n = O(d), t small "
-          "(no explicit constant)", "theory.lossgap.fisher_divergence", judge_bound,
+          "(no explicit constant)", "theory.estimators.lossgap.fisher_divergence", judge_bound,
           (Constant("floor", 0.1, "the Omega constant the fitted one must exceed"),
            Constant("t_max", 0.1, "largest t counted as 'small t'"),
            Constant("log_n_over_d_max", 1.0, "largest log n / d counted as 'log n = O(d)'"),

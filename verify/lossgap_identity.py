@@ -38,7 +38,7 @@ class Config:
     laws: tuple            # "mixture" (K components, isotropic) and/or "gaussian" (one anisotropic component)
     n_components: int
     separation: float      # Delta_min / sqrt(d)
-    trace_per_dim: float   # tr Sigma_k / d
+    trace_scale: float     # tr Sigma_k / d
     anisotropy: float      # of the "gaussian" law
     t_min: float
     t_max: float
@@ -49,13 +49,13 @@ class Config:
 
 
 PRESETS = {
-    "smoke": Config(dims=(1, 3), ns=(4,), laws=("mixture",), n_components=3, separation=2.0, trace_per_dim=0.5,
+    "smoke": Config(dims=(1, 3), ns=(4,), laws=("mixture",), n_components=3, separation=2.0, trace_scale=0.5,
                     anisotropy=4.0, t_min=1e-4, t_max=5.0, n_times=3, n_draws=400, quad_max_n=8, seeds=(0,)),
     "cpu": Config(dims=(1, 2, 8), ns=(5, 500), laws=("mixture", "gaussian"), n_components=4, separation=2.0,
-                  trace_per_dim=0.5, anisotropy=4.0, t_min=1e-4, t_max=5.0, n_times=8, n_draws=2000,
+                  trace_scale=0.5, anisotropy=4.0, t_min=1e-4, t_max=5.0, n_times=8, n_draws=2000,
                   quad_max_n=8, seeds=(0,)),
     "paper": Config(dims=(1, 2, 8, 32, 128), ns=(5, 500, 10000), laws=("mixture", "gaussian"), n_components=8,
-                    separation=2.0, trace_per_dim=0.5, anisotropy=4.0, t_min=1e-4, t_max=5.0, n_times=16,
+                    separation=2.0, trace_scale=0.5, anisotropy=4.0, t_min=1e-4, t_max=5.0, n_times=16,
                     n_draws=20000, quad_max_n=8, seeds=(0, 1, 2)),
 }
 ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 12, "paper": 900}
@@ -69,18 +69,18 @@ def grid(cfg: Config) -> list[dict]:
             for law in cfg.laws for d in cfg.dims for n in cfg.ns for seed in cfg.seeds]
 
 
-def true_law(law: str, d: int, cfg: Config, seed: int, device: str) -> theory.GaussianMixture:
+def _true_law(law: str, d: int, cfg: Config, seed: int, device: str) -> theory.GaussianMixture:
     if law not in ("mixture", "gaussian"):
         raise ValueError(f"law must be 'mixture' or 'gaussian', got {law!r}")
     k = cfg.n_components if law == "mixture" else 1
     aniso = 1.0 if law == "mixture" else cfg.anisotropy
-    return theory.paper_mixture(k, d, separation=cfg.separation, trace=cfg.trace_per_dim * d, anisotropy=aniso,
+    return theory.paper_mixture(k, d, separation=cfg.separation, trace=cfg.trace_scale * d, anisotropy=aniso,
                                 seed=seed, device=device)
 
 
 def run_point(point: dict, cfg: Config, device: str) -> list[dict]:
     d, n, seed = point["d"], point["n"], point["seed"]
-    truth = true_law(point["law"], d, cfg, seed, device)
+    truth = _true_law(point["law"], d, cfg, seed, device)
     gen = torch.Generator(device=device).manual_seed(20_000 + 97 * seed + n + d)
     data = truth.sample(n, 0.0, gen)
     empirical = theory.EmpiricalLaw(data)
@@ -97,7 +97,7 @@ def run_point(point: dict, cfg: Config, device: str) -> list[dict]:
             "fisher": fisher.mean, "fisher_se": fisher.stderr,
             "difference": diff.mean, "difference_se": diff.stderr,
             "z_score": diff.mean / diff.stderr if diff.stderr > 0 else float("nan"),
-            "quadrature": quadrature.fisher_divergence(empirical, truth, t) if use_quad else float("nan"),
+            "quadrature": quadrature.fisher_divergence_quadrature(empirical, truth, t) if use_quad else float("nan"),
             "n_draws": cfg.n_draws, "estimator": "monte_carlo_crn",
         })
     return rows
@@ -198,7 +198,7 @@ def judge_identity(table, *, scale_tolerance=0.5, max_relative_se=0.1):
 CLAIMS = [
     Claim("lossgap_identity", "Loss-Gap_t (DSM loss of the true score minus that of the empirical score) equals "
           "Fisher(P^_t, P_t) under the empirical noised law", "Prop. 4.1", "every t > 0 and every training set (an "
-          "identity)", "theory.lossgap.loss_gap", judge_identity,
+          "identity)", "theory.estimators.lossgap.loss_gap", judge_identity,
           (Constant("scale_tolerance", 0.5, "z-score scale kappa accepted within [1/(1+tol), 1+tol]"),
            Constant("max_relative_se", 0.1, "power check: largest median se/Fisher of the difference"))),
 ]

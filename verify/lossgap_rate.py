@@ -39,7 +39,7 @@ class Config:
     n_ns: int
     n_components: int
     separation: float
-    trace_per_dim: float
+    trace_scale: float        # tr Sigma_k / d
     n_draws: int
     n_neighbour_queries: int
     decay_fraction: float     # decay regime: E_D[Loss-Gap] < decay_fraction * d / sigma_t^2
@@ -49,13 +49,13 @@ class Config:
 
 PRESETS = {
     "smoke": Config(dims=(1, 2), times=(1e-2,), n_min=10, n_max=1000, n_ns=3, n_components=4, separation=2.0,
-                    trace_per_dim=1.0, n_draws=64, n_neighbour_queries=100, decay_fraction=0.5, min_fit_points=2,
+                    trace_scale=1.0, n_draws=64, n_neighbour_queries=100, decay_fraction=0.5, min_fit_points=2,
                     seeds=(0,)),
     "cpu": Config(dims=(1, 2, 4), times=(1e-3, 1e-2, 1e-1), n_min=10, n_max=100000, n_ns=9, n_components=4,
-                  separation=2.0, trace_per_dim=1.0, n_draws=192, n_neighbour_queries=300, decay_fraction=0.5,
+                  separation=2.0, trace_scale=1.0, n_draws=192, n_neighbour_queries=300, decay_fraction=0.5,
                   min_fit_points=3, seeds=(0, 1, 2)),
     "paper": Config(dims=(1, 2, 3, 4, 6), times=(1e-4, 1e-3, 1e-2, 1e-1), n_min=10, n_max=1000000, n_ns=16,
-                    n_components=4, separation=2.0, trace_per_dim=1.0, n_draws=4000, n_neighbour_queries=2000,
+                    n_components=4, separation=2.0, trace_scale=1.0, n_draws=4000, n_neighbour_queries=2000,
                     decay_fraction=0.5, min_fit_points=3, seeds=tuple(range(8))),
 }
 ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 30, "paper": 3600}
@@ -73,7 +73,7 @@ def grid(cfg: Config) -> list[dict]:
 
 def run_point(point: dict, cfg: Config, device: str) -> list[dict]:
     d, n, seed = point["d"], point["n"], point["seed"]
-    truth = theory.paper_mixture(cfg.n_components, d, separation=cfg.separation, trace=cfg.trace_per_dim * d,
+    truth = theory.paper_mixture(cfg.n_components, d, separation=cfg.separation, trace=cfg.trace_scale * d,
                                  seed=seed, device=device)
     gen = torch.Generator(device=device).manual_seed(40_000 + 1009 * seed + 13 * d + n)
     data = truth.sample(n, 0.0, gen)
@@ -210,7 +210,7 @@ def judge_rate(table, *, tolerance=0.1, decay_fraction=0.5):
 
 CLAIMS = [
     Claim("lossgap_rate", "At fixed small t the Loss-Gap vanishes with n only at a rate like n^(-1/d)",
-          "Sec. 4, after Thm 4.3", "fixed small t, n -> infinity", "theory.lossgap.fisher_divergence", judge_rate,
+          "Sec. 4, after Thm 4.3", "fixed small t, n -> infinity", "theory.estimators.lossgap.fisher_divergence", judge_rate,
           (Constant("tolerance", 0.1, "half-width of the band around -1/d accepted as 'like n^(-1/d)'"),
            Constant("decay_fraction", 0.5, "decay regime: E_D[Loss-Gap] below this fraction of d / sigma_t^2"))),
 ]

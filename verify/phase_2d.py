@@ -39,7 +39,7 @@ def judge_phase(table, *, min_effect=0.05, quality_tolerance=0.5):
 CLAIMS = [
     Claim("phases_2d", "In 2-D (K = 4), growing the score network moves its samples from underfit to generalizing "
           "to memorized", "Sec. 6, Gaussian-mixture experiments", "d = 2, K = 4, network sizes from underfit to "
-          "memorizing", "theory.memorization.calibrated_memorization", judge_phase,
+          "memorizing", "theory.evaluation.memorization.calibrated_memorization", judge_phase,
           (_memorization.MIN_EFFECT, _memorization.QUALITY_TOLERANCE)),
 ]
 

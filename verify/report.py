@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import claims as registry
-from .runner import COMMITTED_PRESETS, FIGURES, REPO_ROOT, atomic_write, output_paths, smoke_dir
+from ._io import REPO_ROOT, atomic_write
+from .runner import COMMITTED_PRESETS, FIGURES, output_paths, smoke_dir
 from .stats import INTERVAL_KINDS
 from .verdicts import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Claim, Finding, sensitivity
 

@@ -3,7 +3,7 @@
 A module is a grid of points; each point produces one or more table rows. The runner
 * prints the resolved configuration and saves it beside the table (``NAME.config.json``);
 * skips points whose rows are already in the table (same configuration), so a killed sweep resumes;
-* writes the whole table atomically (temporary file + rename) after every finished point;
+* writes the whole table atomically (``verify._io.atomic_write``) after every finished point;
 * records ``seed``, ``preset``, ``device``, ``runtime_s`` and a ``point`` key on every row;
 * turns a failing point into a row with an ``error`` column, carries on, and raises at the end;
 * draws the figure from the saved table only (``plot_only`` redraws it without computing anything).
@@ -12,8 +12,6 @@ A module is a grid of points; each point produces one or more table rows. The ru
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import inspect
 import json
 import os
 import platform
@@ -28,7 +26,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from ._io import REPO_ROOT, atomic_write
+
 RESULTS = REPO_ROOT / "data" / "results"
 FIGURES = REPO_ROOT / "figures"
 COMMITTED_PRESETS = ("cpu", "paper")   # their tables and figures live in the repository, one folder per preset
@@ -69,28 +68,6 @@ def smoke_dir() -> Path:
     if _SMOKE_DIR is None:
         _SMOKE_DIR = Path(tempfile.mkdtemp(prefix="memsep-smoke-"))
     return _SMOKE_DIR
-
-
-def checkpoint_path(kind: str, key) -> Path:
-    """Where a long training run keeps its resumable checkpoint: ``$MEMSEP_CHECKPOINTS`` (default
-    ``checkpoints/`` in the repository, git-ignored) / kind / <hash of ``key``>.pt, where ``key`` (any
-    JSON-able value: the configuration and grid point) identifies the run."""
-    root = Path(os.environ.get("MEMSEP_CHECKPOINTS") or (REPO_ROOT / "checkpoints"))
-    tag = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return root / kind / f"{tag}.pt"
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file over ``path`` (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def point_key(point: dict) -> str:
@@ -140,43 +117,19 @@ def run_module(module: ModuleType, preset: str, *, out=None, device: str | None 
         return table
 
     say(f"[verify] {name} --preset {preset} on {device}\n{json.dumps(config, indent=2, default=str)}")
-    rows: list[dict] = []
-    if paths.table.exists() and paths.config.exists() and not fresh:
-        saved = json.loads(paths.config.read_text())
-        if {k: saved.get(k) for k in meta} == json.loads(json.dumps(meta, default=str)):
-            old = pd.read_csv(paths.table)
-            if "error" in old.columns:
-                old = old[old["error"].isna()].drop(columns="error")
-            rows = old.to_dict("records")
-        else:
-            say(f"[verify] {paths.table} was made with another configuration: starting afresh")
-    done = {r["point"] for r in rows}
+    rows = [] if fresh else _finished_rows(paths, meta, say)
     info = {**meta, "device": device, "device_name": device_name(device), "torch": torch.__version__,
             "python": platform.python_version(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     atomic_write(paths.config, lambda p: Path(p).write_text(json.dumps(info, indent=2, default=str)))
 
     points = list(module.grid(cfg_obj))
+    done = {r["point"] for r in rows}
     todo = [p for p in points if point_key(p) not in done]
     if len(todo) < len(points):
         say(f"[verify] resuming: {len(points) - len(todo)} of {len(points)} points already done")
     errors = []
     for point in tqdm(todo, desc=name, disable=quiet or None, file=sys.stderr):
-        start = time.perf_counter()
-        try:
-            produced = module.run_point(dict(point), cfg_obj, device, **_out_dir(module.run_point, paths))
-            produced = [produced] if isinstance(produced, dict) else list(produced)
-            error = None
-        except Exception as exc:  # recorded as a row and raised at the end, never swallowed
-            produced, error = [{}], f"{type(exc).__name__}: {exc}"
-            errors.append((point, traceback.format_exc()))
-        runtime = time.perf_counter() - start
-        for row in produced:
-            full = {**point, **row, "preset": preset, "device": device_name(device),
-                    "runtime_s": round(runtime / len(produced), 4), "point": point_key(point)}
-            full.setdefault("seed", point.get("seed"))
-            if error is not None:
-                full["error"] = error
-            rows.append(full)
+        rows += _run_point(module, point, cfg_obj, preset, device, errors)
         _save(rows, paths.table)
 
     table = _frame(rows)
@@ -190,10 +143,41 @@ def run_module(module: ModuleType, preset: str, *, out=None, device: str | None 
     return table
 
 
-def _out_dir(fn, paths: Paths) -> dict:
-    """``{"out_dir": folder of the table}`` for a run_point/plot that declares an ``out_dir`` parameter (to
-    write or read a companion file next to the table), else nothing."""
-    return {"out_dir": paths.table.parent} if "out_dir" in inspect.signature(fn).parameters else {}
+def _finished_rows(paths: Paths, meta: dict, say) -> list[dict]:
+    """The error-free rows of a saved table made with the same module, preset and configuration."""
+    if not (paths.table.exists() and paths.config.exists()):
+        return []
+    saved = json.loads(paths.config.read_text())
+    if {k: saved.get(k) for k in meta} != json.loads(json.dumps(meta, default=str)):
+        say(f"[verify] {paths.table} was made with another configuration: starting afresh")
+        return []
+    old = pd.read_csv(paths.table)
+    if "error" in old.columns:
+        old = old[old["error"].isna()].drop(columns="error")
+    return old.to_dict("records")
+
+
+def _run_point(module: ModuleType, point: dict, cfg, preset: str, device: str, errors: list) -> list[dict]:
+    """The rows of one grid point with the runner's columns; a failure becomes one row with an ``error``
+    column (and is appended to ``errors``)."""
+    start = time.perf_counter()
+    try:
+        produced = module.run_point(dict(point), cfg, device)
+        produced = [produced] if isinstance(produced, dict) else list(produced)
+        error = None
+    except Exception as exc:  # recorded as a row and raised at the end, never swallowed
+        produced, error = [{}], f"{type(exc).__name__}: {exc}"
+        errors.append((point, traceback.format_exc()))
+    runtime = time.perf_counter() - start
+    rows = []
+    for row in produced:
+        full = {**point, **row, "preset": preset, "device": device_name(device),
+                "runtime_s": round(runtime / len(produced), 4), "point": point_key(point)}
+        full.setdefault("seed", point.get("seed"))
+        if error is not None:
+            full["error"] = error
+        rows.append(full)
+    return rows
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -213,6 +197,6 @@ def _draw(module: ModuleType, table: pd.DataFrame, cfg, paths: Paths) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = module.plot(table, cfg, **_out_dir(module.plot, paths))
+    fig = module.plot(table, cfg)
     atomic_write(paths.figure, lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format="png"))
     plt.close(fig)

@@ -33,7 +33,7 @@ def judge_n(table, *, min_effect=0.05, quality_tolerance=0.5):
 
 CLAIMS = [
     Claim("memorization_vs_n", "Memorization falls as the training set grows", "Sec. 6, Gaussian-mixture experiments",
-          "n = 1K -> 100K, K = 8 mixture", "theory.memorization.calibrated_memorization", judge_n,
+          "n = 1K -> 100K, K = 8 mixture", "theory.evaluation.memorization.calibrated_memorization", judge_n,
           (_memorization.MIN_EFFECT, _memorization.QUALITY_TOLERANCE)),
 ]
 

@@ -37,7 +37,7 @@ def judge_size(table, *, min_effect=0.05, quality_tolerance=0.5):
 
 CLAIMS = [
     Claim("memorization_vs_size", "Memorization grows with the size of the score network", "Sec. 6, Gaussian-mixture "
-          "experiments", "24K -> 44M parameters, K = 8 mixture", "theory.memorization.calibrated_memorization",
+          "experiments", "24K -> 44M parameters, K = 8 mixture", "theory.evaluation.memorization.calibrated_memorization",
           judge_size, (_memorization.MIN_EFFECT, _memorization.QUALITY_TOLERANCE)),
 ]
 

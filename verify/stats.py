@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from theory.estimate import Interval, normal_quantile, proportion_difference_interval, wilson_interval
+from theory.estimators.estimate import Interval, normal_quantile, proportion_difference_interval, wilson_interval
 
 __all__ = ["INTERVAL_KINDS", "LEVEL", "Interval", "Fit", "loglog_fit", "normal_interval", "seed_mean",
            "seed_interval", "difference_interval", "wilson_interval", "proportion_difference_interval", "bootstrap_counts",

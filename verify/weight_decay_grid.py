@@ -143,6 +143,6 @@ def judge_decay(table, *, min_effect=0.05, quality_tolerance=0.5):
 CLAIMS = [
     Claim("weight_decay", "Moderate width with weight decay curbs memorization at the smaller n; strong decay hurts "
           "at the larger n", "Sec. 6, Gaussian-mixture experiments", "n = 3.2K (curbs) and n = 10K (hurts)",
-          "theory.memorization.calibrated_memorization", judge_decay,
+          "theory.evaluation.memorization.calibrated_memorization", judge_decay,
           (_memorization.MIN_EFFECT, _memorization.QUALITY_TOLERANCE)),
 ]

@@ -2,7 +2,7 @@
 
 For a K-component Gaussian mixture in R^d and n training points drawn from it, at a small and a moderate
 t, a ReLU MLP of each width in a grid (``depth`` hidden layers; members = widths x seeds, trained as one
-masked ensemble, see ``theory.networks``) is regressed onto sigma_t * score of
+masked ensemble, see ``theory.networks.relu_mlp``) is regressed onto sigma_t * score of
 
 * the empirical law P^_t of the n points ("empirical"), and
 * the true law P_t ("true"; its target does not involve n at all, each n is a fresh replicate),
@@ -12,7 +12,7 @@ is the smallest width at which the best seed reaches ``target_error`` (log-linea
 the grid widths; NaN if none does). The theory predicts W* ~ n for the empirical score and W* independent
 of n for the true one: the figure fits log W* against log n.
 
-Columns: law, n, t, width, depth, params, net_seed, rel_error, rel_error_stderr, final_loss,
+Columns: law, n, t, width, depth, params, net_seed, rel_error, rel_error_se, final_loss,
 target_error, width_star, params_star, plus the runner's seed (data set), preset, device, runtime_s.
 """
 
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 import theory
-from theory.networks import ReLUMLP, parameter_count, parameter_polynomial
-from theory.regression import RegressionConfig, fit_score
+from theory.networks.relu_mlp import ReLUMLP, parameter_polynomial, relu_mlp_parameter_count
+from theory.training.regression import RegressionConfig, fit_score
 
 from . import stats
 from .verdicts import Claim, Constant, all_of, decide_above, decide_within, finding, inconclusive
@@ -52,7 +52,7 @@ class FitConfig:
     data_seeds: tuple
     target_error: float
     steps: int
-    batch: int
+    batch_size: int
     lr: float
     eval_points: int
     parameterisation: str = "denoiser"
@@ -67,22 +67,22 @@ class Config(FitConfig):
 PRESETS = {
     "smoke": Config(dim=2, n_components=4, separation=1.0, trace=2.0, ns=(4, 8), times=(0.2,),
                     widths=(4, 16), depth=2, net_seeds=(0,), data_seeds=(0,), target_error=0.1,
-                    steps=20, batch=64, lr=1e-2, eval_points=256),
+                    steps=20, batch_size=64, lr=1e-2, eval_points=256),
     # t = 0.1 (sigma_t = 0.31) is small against the spacing of up to ~64 points of this mixture; at t = 0.2
     # the empirical score of >= 64 points is already smooth (W* falls again), at t = 0.02 no width <= 512
     # reaches the target in 600 steps. One net seed (a second gave slopes 0.82 +- 0.24 vs 0.04 +- 0.02,
     # the same separation, at twice the cost); ~4 s a point.
     "cpu": Config(dim=2, n_components=4, separation=1.0, trace=2.0, ns=(8, 16, 32, 64, 128), times=(0.1, 1.0),
                   widths=(4, 8, 16, 32, 64, 128, 256, 512), depth=2, net_seeds=(0,), data_seeds=(0,),
-                  target_error=0.2, steps=600, batch=128, lr=1e-2, eval_points=2048),
+                  target_error=0.2, steps=600, batch_size=128, lr=1e-2, eval_points=2048),
     "paper": Config(dim=2, n_components=4, separation=1.0, trace=2.0, ns=(16, 64, 256, 1024, 4096),
                     times=(0.01, 0.1), widths=(8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096), depth=2,
-                    net_seeds=(0, 1, 2), data_seeds=(0, 1), target_error=0.05, steps=20000, batch=512,
+                    net_seeds=(0, 1, 2), data_seeds=(0, 1), target_error=0.05, steps=20000, batch_size=512,
                     lr=3e-3, eval_points=16384),
 }
 ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 80, "paper": 6 * 3600}
-COLUMNS = ("law", "n", "t", "width", "depth", "params", "net_seed", "rel_error", "rel_error_stderr", "final_loss",
-           "target_error", "width_star", "params_star", "steps", "parameterisation", "d", "K", "sigma_t",
+COLUMNS = ("law", "n", "t", "width", "depth", "params", "net_seed", "rel_error", "rel_error_se", "final_loss",
+           "target_error", "width_star", "params_star", "train_steps", "parameterisation", "d", "K", "sigma_t",
            "min_pair_distance", "seed", "preset", "device", "runtime_s", "point")
 
 LAWS = ("empirical", "true")
@@ -94,12 +94,13 @@ def grid(cfg: Config) -> list[dict]:
             for t in cfg.times for law in LAWS for n in cfg.ns for s in cfg.data_seeds]
 
 
-def true_law(cfg: Config, device: str) -> theory.GaussianMixture:
+def true_mixture(cfg: FitConfig, device: str) -> theory.GaussianMixture:
+    """The true law of the width experiments (and of verify.duplication)."""
     return theory.paper_mixture(cfg.n_components, cfg.dim, separation=cfg.separation, trace=cfg.trace,
                                 seed=0, device=device)
 
 
-def training_set(truth: theory.GaussianMixture, n: int, seed: int) -> torch.Tensor:
+def nested_training_set(truth: theory.GaussianMixture, n: int, seed: int) -> torch.Tensor:
     """n points of the true law from the data seed (the first n of a fixed stream, so sets are nested)."""
     g = torch.Generator(device=truth.device).manual_seed(20_000 + seed)
     return truth.sample(n, 0.0, g)
@@ -130,7 +131,7 @@ def fit_widths(law, t: float, cfg: Config, device: str, key: int) -> list[dict]:
     row per trained member, with W* and its parameter count on every row. ``key`` separates the data
     streams of different grid points."""
     members = [(w, s) for w in cfg.widths for s in cfg.net_seeds]
-    rc = RegressionConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, eval_points=cfg.eval_points,
+    rc = RegressionConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_points=cfg.eval_points,
                           block_steps=min(100, cfg.steps), parameterisation=cfg.parameterisation)
     errors, losses = [None] * len(members), [None] * len(members)
     # one masked ensemble for all widths <= SMALL_WIDTH, one ensemble per larger width (masking a narrow
@@ -154,18 +155,18 @@ def fit_widths(law, t: float, cfg: Config, device: str, key: int) -> list[dict]:
     rows = []
     for i in trained:
         (w, s), est = members[i], errors[i]
-        rows.append({"width": w, "depth": cfg.depth, "params": parameter_count(cfg.dim, w, cfg.depth, cfg.dim),
-                     "net_seed": s, "rel_error": est.mean, "rel_error_stderr": est.stderr,
+        rows.append({"width": w, "depth": cfg.depth, "params": relu_mlp_parameter_count(cfg.dim, w, cfg.depth, cfg.dim),
+                     "net_seed": s, "rel_error": est.mean, "rel_error_se": est.stderr,
                      "final_loss": losses[i], "target_error": cfg.target_error,
-                     "width_star": w_star, "params_star": p_star, "steps": cfg.steps,
+                     "width_star": w_star, "params_star": p_star, "train_steps": cfg.steps,
                      "parameterisation": cfg.parameterisation})
     return rows
 
 
 def run_point(point: dict, cfg: Config, device: str) -> list[dict]:
-    truth = true_law(cfg, device)
+    truth = true_mixture(cfg, device)
     n, t, seed = point["n"], point["t"], point["seed"]
-    data = training_set(truth, n, seed)
+    data = nested_training_set(truth, n, seed)
     law = theory.EmpiricalLaw(data) if point["law"] == "empirical" else truth
     key = zlib.crc32(repr((point["law"], n, float(t), seed)).encode()) % 100_003
     rows = fit_widths(law, t, cfg, device, key)
@@ -279,7 +280,7 @@ def judge_width(table, *, min_slope_gap=0.5, flat_tolerance=0.3):
 CLAIMS = [
     Claim("width_separation", "A ReLU net needs width growing ~ n to represent the empirical score, but width "
           "independent of n for the true score", "Thm 5.1", "n training points in R^d; width ~ n against O(1) in n",
-          "theory.regression.fit_score", judge_width,
+          "theory.training.regression.fit_score", judge_width,
           (Constant("min_slope_gap", 0.5, "smallest difference of the two log-log slopes that counts as a separation"),
            Constant("flat_tolerance", 0.3, "band -+ this around 0 accepted as 'independent of n'"))),
 ]

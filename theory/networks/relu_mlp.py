@@ -11,7 +11,7 @@ feature column). The exact number of parameters of one net is
 
     N(d_in, W, L, d_out) = (d_in + 1) W + (depth - 1)(W + 1) W + (W + 1) d_out.
 
-``ReLUMLP`` holds E member nets as one model built on ``theory.ensemble.StackedLinear`` (one batched
+``ReLUMLP`` holds E member nets as one model built on ``theory.networks.ensemble.StackedLinear`` (one batched
 matmul per layer for all members). Members may have *different* widths: a member of width w < W_max is
 stored zero-padded to W_max and its padded hidden units are multiplied by a fixed 0/1 mask, so they output
 exactly zero and receive exactly zero gradient; the member then computes, to round-off, the width-w net it
@@ -27,10 +27,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .ensemble import StackedLinear, member_generators
+from .ensemble import StackedLinear, member_generators, nonzero_parameters_per_member
 
 
-def parameter_count(in_features: int, width: int, depth: int, out_features: int) -> int:
+def relu_mlp_parameter_count(in_features: int, width: int, depth: int, out_features: int) -> int:
     """Exact number of scalar parameters (weights and biases) of one ReLU MLP with ``depth`` hidden
     layers of width ``width``: (d_in + 1) W + (depth - 1)(W + 1) W + (W + 1) d_out."""
     for value, name in [(in_features, "in_features"), (width, "width"), (depth, "depth"),
@@ -41,7 +41,7 @@ def parameter_count(in_features: int, width: int, depth: int, out_features: int)
 
 
 def parameter_polynomial(in_features: int, width: float, depth: int, out_features: int) -> float:
-    """The count of ``parameter_count`` as a polynomial in the width, (d_in + 1) W + (depth - 1)(W + 1) W +
+    """The count of ``relu_mlp_parameter_count`` as a polynomial in the width, (d_in + 1) W + (depth - 1)(W + 1) W +
     (W + 1) d_out, at a real W (for the size of an interpolated width such as W*)."""
     return (in_features + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * out_features
 
@@ -128,16 +128,13 @@ class ReLUMLP(nn.Module):
         return self.layers[-1](h)
 
     def parameter_counts(self) -> list[int]:
-        """Exact parameter count of each member at its own width (``parameter_count``)."""
-        return [parameter_count(self.in_features, w, self.depth, self.dim) for w in self.widths]
+        """Exact parameter count of each member at its own width (``relu_mlp_parameter_count``)."""
+        return [relu_mlp_parameter_count(self.in_features, w, self.depth, self.dim) for w in self.widths]
 
     def nonzero_parameter_counts(self, atol: float = 0.0) -> torch.Tensor:
         """Number of parameters with |value| > atol of each member, (E,) (padding is exactly zero and
-        never counted)."""
-        counts = torch.zeros(self.members, dtype=torch.long)
-        for p in self.parameters():
-            counts += (p.detach().abs() > atol).reshape(p.shape[0], -1).sum(1).cpu()
-        return counts
+        never counted; ``theory.networks.ensemble.nonzero_parameters_per_member``)."""
+        return nonzero_parameters_per_member(self, atol)
 
     def member(self, e: int) -> "ReLUMLP":
         """A one-member copy of member e at its own width (unpadded), sharing nothing with this one."""

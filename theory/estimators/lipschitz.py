@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import torch
 
-from . import forward
-from ._validate import TimeLike, as_tensor, check_finite, check_positive_int, check_spd, check_time
-from .empirical import EmpiricalLaw
-from .law import NoisedLaw
-from .neighbours import nearest_neighbours
+from ..laws import forward
+from .._validate import TimeLike, as_tensor, check_finite, check_positive_int, check_spd
+from ..laws.empirical import EmpiricalLaw
+from ..laws.law import NoisedLaw
+from ..evaluation.neighbours import nearest_neighbours
 
 
 def spectral_norm(matrices: torch.Tensor) -> torch.Tensor:
@@ -90,9 +90,9 @@ def lipschitz_cloud(data, t: float, m: int, generator: torch.Generator | None = 
     """Points near the data at which to look for the largest Hessian: m draws from P^_t and the noised
     nearest-neighbour midpoints alpha_t (x_i + x_j)/2."""
     law = EmpiricalLaw(data)
-    tt = check_time(t, allow_zero=False, dtype=law.dtype, device=law.device)
-    mids = forward.alpha(tt) * neighbour_midpoints(law.samples)
-    return torch.cat([law.sample(m, tt, generator), mids])
+    tc = forward.coefficients(t, allow_zero=False, dtype=law.dtype, device=law.device)
+    mids = tc.alpha * neighbour_midpoints(law.samples)
+    return torch.cat([law.sample(m, tc.t, generator), mids])
 
 
 def empirical_lipschitz_lower_bound(data, t: TimeLike, *, exact: bool = True,
@@ -114,21 +114,20 @@ def empirical_lipschitz_lower_bound(data, t: TimeLike, *, exact: bool = True,
     if pairs not in ("closest", "neighbours"):
         raise ValueError(f"pairs must be 'closest' or 'neighbours', got {pairs!r}")
     law = EmpiricalLaw(data)
-    tt = check_time(t, allow_zero=False, dtype=law.dtype, device=law.device)
+    tc = forward.coefficients(t, allow_zero=False, dtype=law.dtype, device=law.device)
     atoms, counts, nn_pairs = neighbour_pairs(law.samples)
     gaps = (atoms[nn_pairs[:, 0]] - atoms[nn_pairs[:, 1]]).norm(dim=1)
     if pairs == "closest" or not exact:
         keep = torch.argmin(gaps).reshape(1)
         nn_pairs, gaps = nn_pairs[keep], gaps[keep]
     if not exact:
-        a, s2 = forward.alpha(tt), forward.sigma2(tt)
+        a, s2 = tc.alpha, tc.sigma2
         return a ** 2 * gaps[0] ** 2 / (4 * s2 ** 2) - 1 / s2
     i, j = nn_pairs[:, 0], nn_pairs[:, 1]
     mid = 0.5 * (atoms[i] + atoms[j])
     log_mass = torch.log(counts.to(law.dtype) / law.n)
     out = []
-    for ts in tt.reshape(-1):
-        a, s2 = forward.alpha(ts), forward.sigma2(ts)
+    for ts, a, s2 in zip(tc.t.reshape(-1), tc.alpha.reshape(-1), tc.sigma2.reshape(-1)):
         x = a * mid
         log_px = law.log_prob(x, ts)
         # log w_k(x) = log N(x; a x_k, s2 I) + log(c_k / n) - log p^_t(x); both atoms sit at distance
@@ -138,7 +137,7 @@ def empirical_lipschitz_lower_bound(data, t: TimeLike, *, exact: bool = True,
         log_wj = log_kernel + log_mass[j] - log_px
         harmonic = torch.exp(log_wi + log_wj - torch.logaddexp(log_wi, log_wj))  # w_i w_j / (w_i + w_j)
         out.append((a ** 2 * gaps ** 2 * harmonic / s2 ** 2 - 1 / s2).max())
-    return torch.stack(out).reshape(tt.shape)
+    return torch.stack(out).reshape(tc.t.shape)
 
 
 def gaussian_lipschitz(covariance, t: TimeLike) -> torch.Tensor:
@@ -148,6 +147,6 @@ def gaussian_lipschitz(covariance, t: TimeLike) -> torch.Tensor:
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
         raise ValueError(f"covariance must have shape (d, d), got {tuple(cov.shape)}")
     check_spd(cov, "covariance")
-    tt = check_time(t, allow_zero=True, dtype=cov.dtype, device=cov.device)
+    tc = forward.coefficients(t, allow_zero=True, dtype=cov.dtype, device=cov.device)
     lam_min = torch.linalg.eigvalsh(0.5 * (cov + cov.T))[0]
-    return 1.0 / (forward.sigma2(tt) + forward.alpha(tt) ** 2 * lam_min)
+    return 1.0 / (tc.sigma2 + tc.alpha ** 2 * lam_min)

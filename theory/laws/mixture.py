@@ -14,9 +14,8 @@ import math
 
 import torch
 
-from ._validate import DEFAULT_DTYPE, TimeLike, as_tensor, check_finite, check_positive_int, check_spd
-from . import forward
-from .law import NoisedLaw
+from .._validate import DEFAULT_DTYPE, TimeLike, as_tensor, check_finite, check_positive_int, check_spd
+from .law import GaussianComponents, NoisedLaw
 
 
 class GaussianMixture(NoisedLaw):
@@ -133,7 +132,7 @@ class GaussianMixture(NoisedLaw):
     def sample(self, m: int, t: TimeLike = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
         """m draws from P_t: a component k ~ pi, X_0 = mu_k + U_k diag(lambda_k)^{1/2} z, then
         X_t = alpha_t X_0 + sigma_t Z (exactly N(alpha_t mu_k, C_k(t)) given k)."""
-        tt = self._sample_time(m, t)
+        tc = self._sample_time(m, t)
         k = torch.multinomial(self.weights, m, replacement=True, generator=generator)
         z = torch.randn(m, self.dim, generator=generator, dtype=self.dtype, device=self.device)
         # per component (not a gathered (m, d, d) stack of eigenvectors, which costs m d^2 memory)
@@ -142,13 +141,18 @@ class GaussianMixture(NoisedLaw):
             sel = k == j
             if bool(sel.any()):
                 x0[sel] += (z[sel] * self.eigenvalues[j].sqrt()) @ self.eigenvectors[j].T
-        return self._noise(x0, tt, generator)
+        return self._noise(x0, tc, generator)
+
+    def components(self, t: TimeLike = 0.0) -> GaussianComponents:
+        """P_t = sum_k pi_k N(alpha_t mu_k, F_k F_k^T) with F_k = U_k diag(alpha_t^2 lambda_k + sigma_t^2)^(1/2)."""
+        tc = self._scalar_time(t, "components")
+        scale = torch.sqrt(tc.alpha * tc.alpha * self.eigenvalues + tc.sigma2)          # (K, d)
+        return GaussianComponents(self.weights, tc.alpha * self.means, self.eigenvectors * scale[:, None, :])
 
     def moments(self, t: TimeLike = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean (d,) and covariance (d, d) of P_t in closed form:
         E X_t = alpha_t sum pi_k mu_k, Cov X_t = sum pi_k (C_k(t) + alpha_t^2 mu_k mu_k^T) - E X_t E X_t^T."""
-        tt = self._sample_time(1, t)
-        a, s2 = forward.alpha(tt), forward.sigma2(tt)
+        a, s2 = self._scalar_time(t, "moments")[1:]
         mean = a * (self.weights @ self.means)
         second = torch.einsum("k,kde->de", self.weights,
                               a ** 2 * (self.covariances + torch.einsum("kd,ke->kde", self.means, self.means)))

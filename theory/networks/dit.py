@@ -13,7 +13,7 @@ Architecture (for images (B, C, S, S), patch p, width W, depth L, heads H, MLP r
   output projection: setting it to 0 removes the head exactly, with no copy of the model;
 * final layer: adaLN (shift, scale), Linear W -> p^2 C (zero-initialised), unpatchify.
 
-The network predicts the noise z of X_t = alpha_t X_0 + sigma_t z (theory.forward), so the score is
+The network predicts the noise z of X_t = alpha_t X_0 + sigma_t z (theory.laws.forward), so the score is
 s(x, t) = -eps(x, t) / sigma_t (``DiT.score``). Parameter count: ``dit_parameter_count``.
 
 Preconditioning (``precondition="gaussian"``, EDM's c_skip / c_out / c_in written for eps-prediction).
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .forward import alpha, sigma, sigma2
+from ..laws import forward
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,12 +107,12 @@ def preconditioning(t: torch.Tensor, precondition: str, data_std: float) -> tupl
     """(c_skip, c_out, c_in), each (B,) float64, for times t (B,) (module docstring):
     r = alpha_t^2 v + sigma_t^2, c_skip = sigma_t / r, c_out = alpha_t sqrt(v / r), c_in = r^{-1/2};
     (0, 1, 1) for ``precondition="none"``."""
-    t = t.to(torch.float64)
+    tc = forward.coefficients(t.to(torch.float64), allow_zero=False)
     if precondition == "none":
-        return torch.zeros_like(t), torch.ones_like(t), torch.ones_like(t)
+        return torch.zeros_like(tc.t), torch.ones_like(tc.t), torch.ones_like(tc.t)
     v = data_std ** 2
-    r = alpha(t) ** 2 * v + sigma2(t)
-    return sigma(t) / r, alpha(t) * torch.sqrt(v / r), torch.rsqrt(r)
+    r = forward.marginal_variance(tc, v)
+    return tc.sigma / r, tc.alpha * torch.sqrt(v / r), torch.rsqrt(r)
 
 
 def _sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
@@ -236,7 +236,6 @@ class DiT(nn.Module):
         return c_skip * x + c_out * self.unpatchify(self.final(_modulate(self.final_norm(h), shift, scale)))
 
     def score(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """s(x, t) = -eps(x, t) / sigma_t, in the dtype of ``x`` (a score_fn for theory.samplers)."""
+        """s(x, t) = -eps(x, t) / sigma_t, in the dtype of ``x`` (a score_fn for theory.evaluation.samplers)."""
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
-        s = sigma(t.to(torch.float64)).to(x.dtype).view(-1, 1, 1, 1)
-        return -self(x, t).to(x.dtype) / s
+        return forward.score_from_eps(self(x, t).to(x.dtype), t.to(torch.float64))

@@ -3,8 +3,8 @@
 Features. ``extract_features`` feeds uint8 NHWC images to any feature network in batches: bilinear resize
 to ``size`` x ``size`` (299 for Inception; ``None`` keeps the size), then the TF Inception convention
 (x - 128) / 128 in (-1, 1), NCHW float32; output (N, F) in float64. The conventional network is the TF
-2015-12-05 FID Inception-v3 up to pool3 (F = 2048), loaded by ``load_inception`` from the shared
-TorchScript file; the functions take any ``nn.Module`` / callable, so tests use a small stand-in.
+2015-12-05 FID Inception-v3 up to pool3 (F = 2048; ``verify._io.load_inception`` loads the shared
+TorchScript file); the functions take any ``nn.Module`` / callable, so tests use a small stand-in.
 
 FID (Heusel et al. 2017) between feature sets with means mu_1, mu_2 and covariances C_1, C_2:
 
@@ -24,14 +24,13 @@ most min(N_1, F) x min(N_2, F): milliseconds for 100 samples of 2048 Inception f
 
 Improved precision and recall (Kynkaanniemi et al. 2019): each set's manifold is the union of balls
 around its points with radius the distance to the point's k-th nearest neighbour in the same set
-(k = 3, self excluded; theory.neighbours). precision = fraction of generated points inside the real
+(k = 3, self excluded; theory.evaluation.neighbours). precision = fraction of generated points inside the real
 manifold; recall = fraction of real points inside the generated manifold. Ball membership is tested
 exactly against every centre by chunked matrix products (not only the k nearest).
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Callable, NamedTuple
 
@@ -39,20 +38,11 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from .estimate import Estimate, binomial_estimate
+from ..estimators.estimate import Estimate, binomial_estimate
 from .neighbours import nearest_neighbours
 
 FeatureNet = Callable[[torch.Tensor], torch.Tensor]
 INCEPTION_SIZE = 299
-
-
-def load_inception(path: str | os.PathLike, device="cpu") -> torch.jit.ScriptModule:
-    """The FID Inception pool3 network (TorchScript, input (N, 3, 299, 299) in (-1, 1), output (N, 2048))."""
-    if not os.path.isfile(path):
-        raise ValueError(f"path {path} is not a file (the FID Inception network)")
-    with warnings.catch_warnings():          # torch.jit.load is deprecated in favour of torch.export
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.jit.load(str(path), map_location=device).eval()
 
 
 @torch.no_grad()
@@ -73,14 +63,6 @@ def extract_features(images: torch.Tensor, network: FeatureNet, *, size: int | N
         f = network((x - 128.0) / 128.0)
         out.append(f.reshape(f.shape[0], -1).double().cpu())
     return torch.cat(out)
-
-
-def feature_statistics(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (F,) and unbiased covariance (F, F) of features (N, F), float64 NumPy."""
-    if features.ndim != 2 or features.shape[0] < 2:
-        raise ValueError(f"features must have shape (N >= 2, F), got {tuple(features.shape)}")
-    f = features.double().cpu().numpy()
-    return f.mean(0), np.cov(f, rowvar=False)
 
 
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:

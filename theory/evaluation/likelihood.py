@@ -20,14 +20,13 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 
-from .estimate import Estimate, RunningMoments
+from ..estimators.estimate import RunningMoments
+from ..laws import forward
+from ..laws.forward import ScoreFn
 from .samplers import time_grid
-
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def exact_divergence(fn: ScoreFn, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,7 +71,6 @@ def memorization_index(score_fn: ScoreFn, empirical, truth, t: float, m: int,
                        generator: torch.Generator | None = None, batch: int = 1024) -> dict:
     """A(t), B(t) (each an Estimate, scaled by sigma_t^2 so they are O(1)) and index = B / (A + B) at
     time t under X ~ P^_t (module docstring, (c))."""
-    from . import forward
     s2 = float(forward.sigma2(t))
     acc_a, acc_b = RunningMoments(), RunningMoments()
     done = 0

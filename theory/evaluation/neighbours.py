@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import as_tensor, check_finite, check_positive_int
+from .._validate import as_tensor, check_finite, check_positive_int
 
-DEFAULT_TILE = 2 ** 20  # (query, point) distances per tile (see theory.empirical.DEFAULT_TILE)
+DEFAULT_TILE = 2 ** 20  # (query, point) distances per tile (see theory.laws.empirical.DEFAULT_TILE)
 
 
 def nearest_neighbours(queries, references, k: int = 2, *, exclude_self: bool = False,

@@ -1,7 +1,7 @@
 """Deterministic values of the Loss-Gap, DSM losses and Fisher divergences in d = 1 and d = 2, by
-quadrature, to check the Monte-Carlo estimators of ``theory.lossgap`` independently.
+quadrature, to check the Monte-Carlo estimators of ``theory.estimators.lossgap`` independently.
 
-Every noised law here is a finite Gaussian mixture, P_t = sum_j w_j N(c_j, F_j F_j^T):
+Every noised law here is a finite Gaussian mixture, P_t = sum_j w_j N(c_j, F_j F_j^T) (``law.components(t)``):
 the empirical law has c_j = alpha_t x_j, F_j = sigma_t I, w_j = 1/n; a Gaussian mixture has
 c_k = alpha_t mu_k, F_k = U_k diag(alpha_t^2 lambda_k + sigma_t^2)^(1/2), w_k = pi_k. So
 
@@ -23,12 +23,11 @@ import numpy as np
 import torch
 from scipy.special import roots_legendre
 
-from . import forward
-from ._validate import check_positive_int, check_time
-from .empirical import EmpiricalLaw
-from .law import NoisedLaw
-from .lossgap import ScoreLike, _data, _score_fn
-from .mixture import GaussianMixture
+from ..laws import forward
+from .._validate import check_positive_int
+from ..laws.empirical import EmpiricalLaw, as_empirical, as_points
+from ..laws.law import NoisedLaw, ScoreLike, score_function
+from .lossgap import scalar_time
 
 MAX_DIM = 2
 DEFAULT_HALF_WIDTH = 10.0
@@ -37,22 +36,6 @@ DEFAULT_ORDER = 10
 CHUNK = 2 ** 16
 
 Integrand = Callable[[torch.Tensor, int], torch.Tensor]
-
-
-def noised_components(law: NoisedLaw, t: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(weights (J,), centres (J, d), factors (J, d, d)) with P_t = sum_j w_j N(c_j, F_j F_j^T), for an
-    ``EmpiricalLaw`` (c_j = alpha_t x_j, F_j = sigma_t I) or a ``GaussianMixture`` (c_k = alpha_t mu_k,
-    F_k = U_k diag(alpha_t^2 lambda_k + sigma_t^2)^(1/2))."""
-    tt = check_time(t, dtype=law.dtype, device=law.device)
-    a, s2 = forward.alpha(tt), forward.sigma2(tt)
-    if isinstance(law, EmpiricalLaw):
-        eye = torch.eye(law.dim, dtype=law.dtype, device=law.device)
-        w = torch.full((law.n,), 1.0 / law.n, dtype=law.dtype, device=law.device)
-        return w, a * law.samples, (eye * torch.sqrt(s2)).expand(law.n, -1, -1)
-    if isinstance(law, GaussianMixture):
-        scale = torch.sqrt(a * a * law.eigenvalues + s2)                     # (K, d)
-        return law.weights, a * law.means, law.eigenvectors * scale[:, None, :]
-    raise ValueError(f"law must be an EmpiricalLaw or a GaussianMixture, got {type(law).__name__}")
 
 
 def _rule(half_width: float, panels: int, order: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,40 +81,40 @@ def gaussian_mixture_expectation(integrand: Integrand, weights: torch.Tensor, ce
     return float(total)
 
 
-def fisher_divergence(p: NoisedLaw, q: ScoreLike, t: float, *, under: NoisedLaw | None = None,
-                      **rule) -> float:
-    """Fisher_under(P_t, Q_t) = E_{X ~ under_t} |grad log p_t(X) - grad log q_t(X)|^2 by quadrature
-    (``under`` defaults to ``p``; an ``EmpiricalLaw`` or a ``GaussianMixture`` in d <= 2). The
-    deterministic counterpart of ``theory.lossgap.fisher_divergence``; ``rule``: half_width, panels, order."""
+def fisher_divergence_quadrature(p: NoisedLaw, q: ScoreLike, t: float, *, under: NoisedLaw | None = None,
+                                 **rule) -> float:
+    """Fisher_under(P_t, Q_t) = E_{X ~ under_t} |grad log p_t(X) - grad log q_t(X)|^2 by quadrature over
+    the components of ``under`` (default ``p``; any law in d <= 2). The deterministic counterpart of
+    ``theory.estimators.lossgap.fisher_divergence``; ``rule``: half_width, panels, order."""
     under = p if under is None else under
-    q_fn = _score_fn(q, "q")
-    w, c, f = noised_components(under, t)
-    tt = torch.tensor(float(t), dtype=c.dtype, device=c.device)
+    q_fn = score_function(q, "q")
+    tt = scalar_time(t, dtype=under.dtype, device=under.device)
+    w, c, f = under.components(tt)
     return gaussian_mixture_expectation(lambda x, j: (p.score(x, tt) - q_fn(x, tt)).pow(2).sum(-1), w, c, f, **rule)
 
 
-def dsm_loss(score: ScoreLike, data, t: float, *, baseline: ScoreLike | None = None, **rule) -> float:
+def dsm_loss_quadrature(score: ScoreLike, data, t: float, *, baseline: ScoreLike | None = None, **rule) -> float:
     """The empirical DSM loss L_t(s) = (1/n) sum_i E_z |-(X_t - alpha_t x_i)/sigma_t^2 - s(X_t)|^2 (or the
     difference L_t(s) - L_t(baseline)) by quadrature over z for each training point, d <= 2: the
-    deterministic counterpart of ``theory.lossgap.dsm_loss_estimate``."""
-    x = _data(data)
-    s_fn = _score_fn(score, "score")
-    b_fn = _score_fn(baseline, "baseline") if baseline is not None else None
-    w, c, f = noised_components(EmpiricalLaw(x), t)
-    tt = torch.tensor(float(t), dtype=x.dtype, device=x.device)
+    deterministic counterpart of ``theory.estimators.lossgap.dsm_loss_estimate``."""
+    x = as_points(data)
+    s_fn = score_function(score, "score")
+    b_fn = score_function(baseline, "baseline") if baseline is not None else None
+    tc = forward.coefficients(scalar_time(t, dtype=x.dtype, device=x.device))
+    w, c, f = EmpiricalLaw(x).components(tc.t)
 
     def integrand(xt: torch.Tensor, j: int) -> torch.Tensor:
-        target = forward.dsm_target(xt, x[j:j + 1], tt)
-        value = (target - s_fn(xt, tt)).pow(2).sum(-1)
+        target = forward.dsm_target(xt, x[j:j + 1], tc)
+        value = (target - s_fn(xt, tc.t)).pow(2).sum(-1)
         if b_fn is not None:
-            value = value - (target - b_fn(xt, tt)).pow(2).sum(-1)
+            value = value - (target - b_fn(xt, tc.t)).pow(2).sum(-1)
         return value
 
     return gaussian_mixture_expectation(integrand, w, c, f, **rule)
 
 
-def loss_gap(truth: ScoreLike, data, t: float, **rule) -> float:
+def loss_gap_quadrature(truth: ScoreLike, data, t: float, **rule) -> float:
     """Loss-Gap_t = L_t(grad log p_t) - L_t(grad log p^_t) (Prop. 4.1) by quadrature, d <= 2: computed as a
     difference of DSM losses, independently of the Fisher-divergence form it equals."""
-    empirical = data if isinstance(data, EmpiricalLaw) else EmpiricalLaw(_data(data))
-    return dsm_loss(truth, empirical, t, baseline=empirical, **rule)
+    empirical = as_empirical(data)
+    return dsm_loss_quadrature(truth, empirical, t, baseline=empirical, **rule)

@@ -34,45 +34,25 @@ differences.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Union
+from typing import Iterator
 
 import torch
 
-from . import forward
-from ._validate import as_tensor, check_finite, check_positive_int, check_time
-from .empirical import EmpiricalLaw
+from ..laws import forward
+from .._validate import TimeLike, as_tensor, check_positive_int
+from ..laws.empirical import as_empirical, as_points
 from .estimate import Estimate, RunningMoments
-from .law import NoisedLaw
-from .mixture import GaussianMixture
-
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-ScoreLike = Union[NoisedLaw, ScoreFn]
+from ..laws.law import NoisedLaw, ScoreLike, score_function
 
 DEFAULT_BATCH = 1024
 
 
-def _score_fn(score: ScoreLike, name: str) -> ScoreFn:
-    if isinstance(score, NoisedLaw):
-        return score.score
-    if callable(score):
-        return score
-    raise ValueError(f"{name} must be a NoisedLaw or a callable score(x, t), got {type(score).__name__}")
-
-
-def _scalar_time(t, name: str = "t") -> float:
-    tt = check_time(t, name)
+def scalar_time(t: TimeLike, *, dtype=torch.float64, device=None) -> torch.Tensor:
+    """``t`` validated as one positive time, a ``()`` tensor (the estimators' entry check)."""
+    tt = forward.coefficients(t, allow_zero=False, dtype=dtype, device=device).t
     if tt.ndim != 0:
-        raise ValueError(f"{name} must be a scalar time, got shape {tuple(tt.shape)}")
-    return float(tt)
-
-
-def _data(data, name: str = "data") -> torch.Tensor:
-    if isinstance(data, EmpiricalLaw):
-        return data.samples
-    x = check_finite(as_tensor(data, name), name)
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name} must have shape (n, d) with n, d >= 1, got {tuple(x.shape)}")
-    return x
+        raise ValueError(f"t must be a scalar time, got shape {tuple(tt.shape)}")
+    return tt
 
 
 def _dsm_draws(x: torch.Tensor, n_draws: int | None, batch_size: int,
@@ -105,19 +85,18 @@ def dsm_loss_estimate(score: ScoreLike, data, t: float, *, baseline: ScoreLike |
     ``data``: the training set (n, d) or an ``EmpiricalLaw``. ``n_draws=None``: each training point once
     with one draw of z (stratified over i); an integer: that many pairs (i uniform, z).
     """
-    x = _data(data)
-    tt = _scalar_time(t)
-    s_fn = _score_fn(score, "score")
-    b_fn = _score_fn(baseline, "baseline") if baseline is not None else None
+    x = as_points(data)
+    tc = forward.coefficients(scalar_time(t, dtype=x.dtype, device=x.device))
+    s_fn = score_function(score, "score")
+    b_fn = score_function(baseline, "baseline") if baseline is not None else None
     if n_draws is not None:
         check_positive_int(n_draws, "n_draws")
     check_positive_int(batch_size, "batch_size")
-    t_tensor = torch.tensor(tt, dtype=x.dtype, device=x.device)
     acc = RunningMoments()
     for x0, z in _dsm_draws(x, n_draws, batch_size, generator):
-        value = forward.dsm_loss(s_fn, x0, t_tensor, z)
+        value = forward.dsm_loss(s_fn, x0, tc, z)
         if b_fn is not None:
-            value = value - forward.dsm_loss(b_fn, x0, t_tensor, z)
+            value = value - forward.dsm_loss(b_fn, x0, tc, z)
         acc.update(value)
     return acc.estimate()
 
@@ -129,7 +108,7 @@ def loss_gap(truth: ScoreLike, data, t: float, *, n_draws: int | None = None,
     numbers. ``truth``: the true law P (a ``NoisedLaw``) or its score function. Equals
     ``fisher_divergence(P^, P, t)`` in expectation over the Monte Carlo for every fixed training set
     (see the module docstring for the derivation)."""
-    empirical = data if isinstance(data, EmpiricalLaw) else EmpiricalLaw(_data(data))
+    empirical = as_empirical(data)
     return dsm_loss_estimate(truth, empirical, t, baseline=empirical, n_draws=n_draws, generator=generator,
                              batch_size=batch_size)
 
@@ -148,8 +127,8 @@ def fisher_divergence(p: NoisedLaw, q: ScoreLike, t: float, n_draws: int, *, und
     under = p if under is None else under
     if not isinstance(under, NoisedLaw):
         raise ValueError(f"under must be a NoisedLaw, got {type(under).__name__}")
-    q_fn = _score_fn(q, "q")
-    tt = _scalar_time(t)
+    q_fn = score_function(q, "q")
+    tt = scalar_time(t, dtype=under.dtype, device=under.device)
     check_positive_int(n_draws, "n_draws")
     check_positive_int(batch_size, "batch_size")
     acc = RunningMoments()
@@ -182,13 +161,14 @@ def gaussian_fisher_divergence(mean_p, cov_p, mean_q, cov_q) -> torch.Tensor:
     return torch.trace(inv_p) - 2 * torch.trace(inv_q) + torch.trace(inv_q @ inv_q @ s_p) + shift @ shift
 
 
-def mean_covariance_trace(mixture: GaussianMixture) -> float:
+def mean_covariance_trace(law: NoisedLaw) -> float:
     """The tr Sigma of Thm 4.3 for a mixture: the weight-averaged trace sum_k pi_k tr Sigma_k of the
-    component covariances (equal to tr Sigma_k when all components share one trace, as in paper_mixture)."""
-    if not isinstance(mixture, GaussianMixture):
-        raise ValueError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
-    traces = torch.diagonal(mixture.covariances, dim1=-2, dim2=-1).sum(-1)
-    return float(mixture.weights @ traces)
+    component covariances of P_0 (equal to tr Sigma_k when all components share one trace, as in
+    paper_mixture), from the law's components: tr Sigma_k = |F_k|_F^2. An empirical law gives 0."""
+    if not isinstance(law, NoisedLaw):
+        raise ValueError(f"law must be a NoisedLaw, got {type(law).__name__}")
+    comp = law.components(0.0)
+    return float(comp.weights @ comp.factors.pow(2).sum((-2, -1)))
 
 
 def loss_gap_lower_bound(dim: int, t, trace: float) -> torch.Tensor:
@@ -205,4 +185,4 @@ def loss_gap_lower_bound(dim: int, t, trace: float) -> torch.Tensor:
     trace = float(trace)
     if not trace >= 0:
         raise ValueError(f"trace must be non-negative, got {trace}")
-    return d / forward.sigma2(check_time(t)) + trace
+    return d / forward.coefficients(t, allow_zero=False).sigma2 + trace

@@ -12,19 +12,19 @@ constant over a step of length h (stable for any step size):
     ODE:  y <- e^{h/2} y + (e^{h/2} - 1) s,  with a Heun (trapezoidal) correction of the score term.
 
 ``score_fn(x, t)`` receives the batch and a (B,) tensor of times. Times follow a geometric grid by
-default (steps concentrate at small t, where the score changes fastest).
+default (steps concentrate at small t, where the score changes fastest). ``tweedie_denoise`` is the
+optional last step from X_{t0} to Tweedie's E[X_0 | X_{t0}] = (x + sigma_t0^2 s) / alpha_t0.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 
-from ._validate import check_positive_int
-
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from .._validate import check_positive_int
+from ..laws import forward
+from ..laws.forward import ScoreFn
 
 
 def time_grid(T: float, t0: float, steps: int, *, schedule: str = "geometric", dtype=torch.float64,
@@ -80,3 +80,12 @@ def probability_flow(score_fn: ScoreFn, x_T: torch.Tensor, *, T: float = 10.0, t
         s_next = score_fn(y_euler, _times(grid[k + 1], y))
         y = grow * y + gain * 0.5 * (s + s_next)
     return y
+
+
+@torch.no_grad()
+def tweedie_denoise(score_fn: ScoreFn, x: torch.Tensor, t: float) -> torch.Tensor:
+    """One Tweedie step at time t: E[X_0 | X_t = x] ~ (x + sigma_t^2 s(x, t)) / alpha_t
+    (``theory.laws.forward.denoiser_from_score``; coefficients in float64, then in the dtype of ``x``)."""
+    tc = forward.coefficients(t, allow_zero=False)
+    tt = torch.full((x.shape[0],), float(tc.t), dtype=x.dtype, device=x.device)
+    return forward.denoiser_from_score(score_fn(x, tt), x, tc)

@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 import torch
 
-from .estimate import (Estimate, Interval, RunningMoments, binomial_estimate, proportion_difference_interval,
-                       wilson_interval)
+from ..estimators.estimate import (Estimate, Interval, RunningMoments, binomial_estimate,
+                                  proportion_difference_interval, wilson_interval)
 from .neighbours import DEFAULT_TILE, nearest_neighbours
 
 DEFAULT_THRESHOLD = 1.0 / 3.0

@@ -11,7 +11,7 @@ Architecture (memsep's choice; the paper publishes none): a residual MLP
 
 The network predicts the noise eps of X_t = alpha_t X_0 + sigma_t eps; its score is
 s(x, t) = -eps^(x, t) / sigma_t, which is the minimiser of the paper's DSM loss when eps^ minimises
-E|eps^ - eps|^2 (see ``theory.training``). Every layer is a ``theory.ensemble.StackedLinear``, so E nets
+E|eps^ - eps|^2 (see ``theory.training.dsm``). Every layer is a ``theory.networks.ensemble.StackedLinear``, so E nets
 of one shape (seeds, weight decays, training sets) run as one batched model.
 
 Exact size, for input dimension d, width w, depth D (residual blocks) and F frequencies:
@@ -28,14 +28,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._validate import check_positive_int
+from .._validate import check_positive_int
+from ..laws import forward
 from .ensemble import StackedLinear, member_generators, parameters_per_member
 
 DEFAULT_FREQUENCIES = 8
 DEFAULT_DEPTH = 2
 
 
-def parameter_count(dim: int, width: int, depth: int = DEFAULT_DEPTH,
+def score_net_parameter_count(dim: int, width: int, depth: int = DEFAULT_DEPTH,
                     frequencies: int = DEFAULT_FREQUENCIES) -> int:
     """Exact number of trainable parameters of one member:
     P = (d + 2F) w + w + D (2 w^2 + 2 w) + w d + d (module docstring)."""
@@ -54,7 +55,7 @@ def width_for_budget(dim: int, budget: int, depth: int = DEFAULT_DEPTH,
     c = dim - budget
     root = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
     candidates = {max(1, int(math.floor(root)) + k) for k in (-1, 0, 1, 2)}
-    return min(candidates, key=lambda w: (abs(parameter_count(dim, w, depth, frequencies) - budget), w))
+    return min(candidates, key=lambda w: (abs(score_net_parameter_count(dim, w, depth, frequencies) - budget), w))
 
 
 class ScoreNet(nn.Module):
@@ -103,12 +104,16 @@ class ScoreNet(nn.Module):
         return t
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+        return self._eps(x, self._coefficients(x, t))
+
+    def _coefficients(self, x: torch.Tensor, t) -> forward.TimeCoefficients:
         if x.ndim != 3 or x.shape[0] != self.members or x.shape[2] != self.dim:
             raise ValueError(f"x must have shape ({self.members}, B, {self.dim}), got {tuple(x.shape)}")
-        t = self._times(t, x.shape[1], x)
-        a2, s2 = torch.exp(-t), -torch.expm1(-t)
-        x_in = x * torch.rsqrt(a2 * self.data_variance + s2)[..., None]
-        phase = torch.log(t)[..., None] * self.omega
+        return forward.coefficients(self._times(t, x.shape[1], x), allow_zero=False)
+
+    def _eps(self, x: torch.Tensor, tc: forward.TimeCoefficients) -> torch.Tensor:
+        x_in = x * torch.rsqrt(forward.marginal_variance(tc, self.data_variance))[..., None]
+        phase = torch.log(tc.t)[..., None] * self.omega
         h = self.inp(torch.cat([x_in, torch.sin(phase), torch.cos(phase)], dim=-1))
         for first, second in self.blocks:
             h = h + second(F.silu(first(F.silu(h))))
@@ -116,13 +121,13 @@ class ScoreNet(nn.Module):
 
     def score(self, x: torch.Tensor, t) -> torch.Tensor:
         """s(x, t) = -eps^(x, t) / sigma_t, (E, B, d)."""
-        t = self._times(t, x.shape[1], x)
-        return -self(x, t) / torch.sqrt(-torch.expm1(-t))[..., None]
+        tc = self._coefficients(x, t)
+        return forward.score_from_eps(self._eps(x, tc), tc)
 
     def flat_score(self, *, dtype=torch.float64):
         """``score_fn(x, t)`` on the members' batches laid end to end: x of shape (E * B, d) (rows
         e*B .. (e+1)*B - 1 belong to member e), t a scalar or (E * B,); returns (E * B, d) in ``dtype``.
-        This is the signature ``theory.samplers`` and ``theory.likelihood`` take, so one call samples
+        This is the signature ``theory.evaluation.samplers`` and ``theory.evaluation.likelihood`` take, so one call samples
         (or evaluates) every member at once. Each output row depends on its own input row only, and the
         function is differentiable in x (for exact divergences)."""
         param = next(self.parameters())
@@ -144,7 +149,7 @@ def build_score_net(dim: int, budget: int, *, depth: int = DEFAULT_DEPTH, seeds:
                     frequencies: int = DEFAULT_FREQUENCIES, data_variance: float = 1.0,
                     dtype=torch.float32, device=None) -> tuple[ScoreNet, int]:
     """A ``ScoreNet`` whose per-member size is as close as possible to ``budget`` parameters, and its
-    exact count (equal to ``parameter_count`` and to the module's own tally)."""
+    exact count (equal to ``score_net_parameter_count`` and to the module's own tally)."""
     width = width_for_budget(dim, budget, depth, frequencies)
     net = ScoreNet(dim, width, depth, seeds=seeds, frequencies=frequencies, data_variance=data_variance,
                    dtype=dtype)

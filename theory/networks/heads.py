@@ -1,14 +1,14 @@
 """Attention-head masking and Algorithm 1 of the paper (small-t head importance, prune the least important).
 
 A head mask is a (depth, heads) tensor of gates (1 keeps a head, 0 removes it) written into the
-``head_gate`` buffers of the model's attention layers (theory.dit.GatedAttention); ``masked_heads`` switches
+``head_gate`` buffers of the model's attention layers (theory.networks.dit.GatedAttention); ``masked_heads`` switches
 a mask on for the duration of a ``with`` block and restores the previous gates exactly.
 
 Importance (ablation score) of head (l, h), with common random numbers for both terms:
 
     I_{l,h} = E_{x0 ~ train, u ~ Beta(a, b), t = t(u), z ~ N(0, I)} [ l(x0, t, z; mask without (l, h)) - l(x0, t, z) ],
 
-l the denoising loss of theory.image_training (sigma_t^2-weighted DSM), t(u) the normalised-time map
+l the denoising loss of theory.training.image (sigma_t^2-weighted DSM), t(u) the normalised-time map
 to [t0, T]; Beta(0.8, 2) piles its mass near u = 0, i.e. small t, where memorization lives. Each I_{l,h}
 comes with its standard error over the per-sample differences. The optional first-order Taylor score is
 -dL/dg_{l,h} at g = 1 (the linearised change of the same loss when the gate goes from 1 to 0).
@@ -24,8 +24,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .estimate import RunningMoments
-from .image_training import denoising_loss, sample_times
+from ..estimators.estimate import RunningMoments
+from ..training.image import denoising_loss, normalised_times
 
 
 def gate_buffers(model: nn.Module) -> list[torch.Tensor]:
@@ -102,7 +102,7 @@ def head_importance(model: nn.Module, images: torch.Tensor, *, draws: int, batch
         for _ in range(draws):
             idx = torch.randint(images.shape[0], (batch_size,), generator=generator, device=generator.device)
             x0 = images[idx.to(device)]
-            t = sample_times(batch_size, t0, T, generator, beta=beta, schedule=schedule, device=device)
+            t = normalised_times(batch_size, t0, T, generator, beta=beta, schedule=schedule, device=device)
             noise = torch.randn(x0.shape, generator=generator, device=generator.device, dtype=x0.dtype).to(device)
             if method == "ablation":
                 with torch.no_grad():

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import torch
 
-from . import forward
-from ._validate import as_tensor, check_finite
+from ..laws import forward
+from .._validate import as_tensor, check_finite
 
 
 def interpolation_error(R: float, pieces: int) -> float:
@@ -100,7 +100,7 @@ class ExplicitScoreNetwork:
         out = h @ self.output[0].T + self.output[1]
         d = self.dim
         num, den, xx = out[:, :d], out[:, d:d + 1], out[:, d + 1:]
-        return (float(forward.alpha(self.t)) * num / den - xx) / float(forward.sigma2(self.t))
+        return forward.score_from_denoiser(num / den, xx, self.t)
 
     @property
     def widths(self) -> list[int]:
@@ -142,65 +142,78 @@ def empirical_score_network(data, t: float, *, tolerance: float | None = None, R
     if not (R > 0) or int(pieces) < 1:
         raise ValueError(f"R must be positive and pieces >= 1, got R={R}, pieces={pieces}")
     pieces = int(pieces)
-    a, s2 = float(forward.alpha(t)), float(forward.sigma2(t))
+    layers, Rx, Rl = _logit_layer(X, float(forward.alpha(t)), float(forward.sigma2(t)))
+    Rc = Rl.clone()                                        # candidates for the max: the logits
+    while Rc.shape[0] > 1:
+        layer, Rx, Rl, Rc = _max_tree_layer(Rx, Rl, Rc)
+        layers.append(layer)
+    layer, output = _exponential_and_output(X, Rx, Rl, Rc, R, pieces)
+    layers.append(layer)
+    bound = score_error_bound(n, diameter, t, R, pieces)
+    return ExplicitScoreNetwork(layers, output, float(t), float(R), pieces, bound, d)
+
+
+def _logit_layer(X: torch.Tensor, a: float, s2: float) -> tuple[list, torch.Tensor, torch.Tensor]:
+    """Hidden layer 1: x and the logits l_i as +/- pairs (tracked values are linear maps of the input
+    h_0 = x). Returns the layer and the read-out maps from its units to x (d) and to the logits (n)."""
+    n, d = X.shape
     dt = torch.float64
-    layers = []
-    # layer 1: x and logits as +/- pairs; tracked values are linear maps of the input (h_0 = x)
     T_x, c_x = torch.eye(d, dtype=dt), torch.zeros(d, dtype=dt)
     T_l, c_l = X * (a / s2), -(a * a / (2 * s2)) * X.pow(2).sum(1)
     Wx, bx, read_x = _pairs(T_x, c_x)
     Wl, bl, read_l = _pairs(T_l, c_l)
-    layers.append((torch.cat([Wx, Wl]), torch.cat([bx, bl])))
-    # read-out maps from the current layer's units to x (d), logits (n) and the max-tree candidates
     ux, ul = 2 * d, 2 * n
     Rx = torch.cat([read_x, torch.zeros(d, ul, dtype=dt)], dim=1)
     Rl = torch.cat([torch.zeros(n, ux, dtype=dt), read_l], dim=1)
-    Rc = Rl.clone()                                        # candidates for the max: the logits
-    while Rc.shape[0] > 1:
-        m = Rc.shape[0]
-        rows, biases, reads_c = [], [], []
-        Wx, bx, rx = _pairs(Rx, torch.zeros(d, dtype=dt))
-        Wl, bl, rl = _pairs(Rl, torch.zeros(n, dtype=dt))
-        rows += [Wx, Wl]
-        biases += [bx, bl]
-        offset = Wx.shape[0] + Wl.shape[0]
-        cand_rows = []
-        for j in range(0, m - 1, 2):                       # max(a, b) = relu(a - b) + relu(b) - relu(-b)
-            A, B = Rc[j], Rc[j + 1]
-            cand_rows.append(torch.stack([A - B, B, -B]))
-        if m % 2:                                          # odd one out: carried as a +/- pair
-            cand_rows.append(torch.stack([Rc[-1], -Rc[-1]]))
-        Wc = torch.cat(cand_rows)
-        rows.append(Wc)
-        biases.append(torch.zeros(Wc.shape[0], dtype=dt))
-        W = torch.cat(rows)
-        layers.append((W, torch.cat(biases)))
-        units = W.shape[0]
-        new_Rc = torch.zeros((m + 1) // 2, units, dtype=dt)
-        pos = offset
-        for j in range(m // 2):
-            new_Rc[j, pos] += 1.0
-            new_Rc[j, pos + 1] += 1.0
-            new_Rc[j, pos + 2] -= 1.0
-            pos += 3
-        if m % 2:
-            new_Rc[-1, pos] += 1.0
-            new_Rc[-1, pos + 1] -= 1.0
-        Rx = torch.cat([rx, torch.zeros(d, units - rx.shape[1], dtype=dt)], dim=1)
-        Rl = torch.cat([torch.zeros(n, rx.shape[1], dtype=dt), rl,
-                        torch.zeros(n, units - rx.shape[1] - rl.shape[1], dtype=dt)], dim=1)
-        Rc = new_Rc
-    # exponential layer: units relu(u_i - u_k), u_i = l_i - M, knots u_k = -R + k h (k < pieces)
+    return [(torch.cat([Wx, Wl]), torch.cat([bx, bl]))], Rx, Rl
+
+
+def _max_tree_layer(Rx: torch.Tensor, Rl: torch.Tensor, Rc: torch.Tensor):
+    """One layer of the ReLU max tree: x and the logits carried as +/- pairs, the m candidates paired as
+    max(a, b) = relu(a - b) + relu(b) - relu(-b) (an odd one out carried as a pair). Returns the layer and
+    the new read-out maps to x, the logits and the ceil(m / 2) candidates."""
+    d, n, m = Rx.shape[0], Rl.shape[0], Rc.shape[0]
+    dt = torch.float64
+    Wx, bx, rx = _pairs(Rx, torch.zeros(d, dtype=dt))
+    Wl, bl, rl = _pairs(Rl, torch.zeros(n, dtype=dt))
+    offset = Wx.shape[0] + Wl.shape[0]
+    cand_rows = [torch.stack([Rc[j] - Rc[j + 1], Rc[j + 1], -Rc[j + 1]]) for j in range(0, m - 1, 2)]
+    if m % 2:
+        cand_rows.append(torch.stack([Rc[-1], -Rc[-1]]))
+    Wc = torch.cat(cand_rows)
+    W = torch.cat([Wx, Wl, Wc])
+    layer = (W, torch.cat([bx, bl, torch.zeros(Wc.shape[0], dtype=dt)]))
+    units = W.shape[0]
+    new_Rc = torch.zeros((m + 1) // 2, units, dtype=dt)
+    pos = offset
+    for j in range(m // 2):
+        new_Rc[j, pos] += 1.0
+        new_Rc[j, pos + 1] += 1.0
+        new_Rc[j, pos + 2] -= 1.0
+        pos += 3
+    if m % 2:
+        new_Rc[-1, pos] += 1.0
+        new_Rc[-1, pos + 1] -= 1.0
+    Rx = torch.cat([rx, torch.zeros(d, units - rx.shape[1], dtype=dt)], dim=1)
+    Rl = torch.cat([torch.zeros(n, rx.shape[1], dtype=dt), rl,
+                    torch.zeros(n, units - rx.shape[1] - rl.shape[1], dtype=dt)], dim=1)
+    return layer, Rx, Rl, new_Rc
+
+
+def _exponential_and_output(X: torch.Tensor, Rx: torch.Tensor, Rl: torch.Tensor, Rc: torch.Tensor, R: float,
+                            pieces: int) -> tuple[tuple, tuple]:
+    """The exponential layer (units relu(u_i - u_k), u_i = l_i - M, knots u_k = -R + k h, k < pieces; g(u)
+    = e^{-R} + sum_k coef_k relu(u - u_k)) and the linear output N = sum_i g_i x_i, Z = sum_i g_i, x."""
+    n, d = X.shape
+    dt = torch.float64
     h = R / pieces
     knots = torch.tensor([-R + k * h for k in range(pieces + 1)], dtype=dt)
     values = torch.exp(knots)
     slopes = (values[1:] - values[:-1]) / h
-    coef = torch.cat([slopes[:1], slopes[1:] - slopes[:-1]])   # g(u) = e^{-R} + sum_k coef_k relu(u - u_k)
+    coef = torch.cat([slopes[:1], slopes[1:] - slopes[:-1]])
     U = (Rl - Rc).repeat_interleave(pieces, dim=0)             # (n * pieces, units): u_i for each knot
     Wu, bu = U, -knots[:-1].repeat(n)
     Wx, bx, rx = _pairs(Rx, torch.zeros(d, dtype=dt))
-    layers.append((torch.cat([Wx, Wu]), torch.cat([bx, bu])))
-    # output: N = sum_i g_i x_i, Z = sum_i g_i, x
     units = Wx.shape[0] + Wu.shape[0]
     Wout = torch.zeros(2 * d + 1, units, dtype=dt)
     g_units = coef.repeat(n)                                    # coefficient of each exp unit
@@ -210,5 +223,4 @@ def empirical_score_network(data, t: float, *, tolerance: float | None = None, R
     Wout[d + 1:, :Wx.shape[0]] = rx
     floor = math.exp(-R)
     bout = torch.cat([floor * X.sum(0), torch.tensor([n * floor], dtype=dt), torch.zeros(d, dtype=dt)])
-    bound = score_error_bound(n, diameter, t, R, pieces)
-    return ExplicitScoreNetwork(layers, (Wout, bout), float(t), float(R), pieces, bound, d)
+    return (torch.cat([Wx, Wu]), torch.cat([bx, bu])), (Wout, bout)

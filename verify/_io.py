@@ -1,10 +1,14 @@
-"""CIFAR-10 loaders: the offline ``.npz`` files of the shared data folder and the standard
-``cifar-10-batches-py`` pickles, returned as uint8 NHWC tensors, plus the map to the model's range.
+"""The thin I/O layer the verify modules share: every file, path and environment variable of memsep.
 
-Data folder: the ``data_dir`` argument, else the environment variable ``MEMSEP_DATA``, else
-``../shared/data`` relative to the repository root. Nothing here downloads anything.
+* ``atomic_write``: the one way a file is written (temporary file in the same folder, then rename);
+* ``Checkpoint``: the one checkpoint helper: a resumable training state (or a cached value) stored
+  atomically under ``$MEMSEP_CHECKPOINTS`` (default ``checkpoints/`` in the repository, git-ignored);
+* the data folder: the ``data_dir`` argument, else ``$MEMSEP_DATA``, else ``../shared/data`` relative to the
+  repository root; CIFAR-10 loaders (the offline ``.npz`` files of the shared data folder and the standard
+  ``cifar-10-batches-py`` pickles, as uint8 NHWC tensors, plus the map to the model's range) and the FID
+  Inception network. Nothing here downloads anything.
 
-Formats
+CIFAR-10 formats
 * npz (``cifar10_train_5k.npz``, ``cifar10_test_exact.npz``...): keys ``x`` uint8 (N, 32, 32, 3) RGB, ``y``.
 * JPEG npz (``cifar10_train_jpeg.npz``): ``jpeg`` bytes, ``offsets`` (N + 1,), ``y``; image i is
   ``jpeg[offsets[i]:offsets[i + 1]]`` (lossy; for reference statistics only).
@@ -14,10 +18,15 @@ Formats
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import pickle
+import tempfile
+import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -28,6 +37,65 @@ TEST_EXACT = "cifar10_test_exact.npz"
 TRAIN_JPEG = "cifar10_train_jpeg.npz"
 INCEPTION = "fid_inception_2015-12-05_pool3.pt"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then rename the temporary file over ``path`` (atomic on POSIX): a reader
+    never sees a half-written file, and a killed writer leaves the old one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def checkpoint_root() -> Path:
+    """``$MEMSEP_CHECKPOINTS``, default ``<repo>/checkpoints``."""
+    return Path(os.environ.get("MEMSEP_CHECKPOINTS") or (REPO_ROOT / "checkpoints"))
+
+
+def key_tag(key, length: int = 16) -> str:
+    """A short stable hash of a JSON-able ``key`` (a configuration, a grid point)."""
+    return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+class Checkpoint:
+    """A file holding one torch-serialised state: a training run's resumable state (the ``resume`` /
+    ``on_checkpoint`` pair of theory's trainers) or a cached intermediate value."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @classmethod
+    def for_run(cls, kind: str, key) -> "Checkpoint":
+        """``$MEMSEP_CHECKPOINTS``/kind/<hash of key>.pt, where ``key`` identifies the run."""
+        return cls(checkpoint_root() / kind / f"{key_tag(key)}.pt")
+
+    def load(self, map_location=None):
+        """The stored state, or None if there is none yet."""
+        if not self.path.exists():
+            return None
+        return torch.load(self.path, map_location=map_location, weights_only=False)
+
+    def save(self, state) -> None:
+        """Store ``state`` atomically (serialised at once, so the caller may go on mutating it)."""
+        atomic_write(self.path, lambda tmp: torch.save(state, tmp))
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def cached(self, compute: Callable[[], object], map_location=None):
+        """The stored value if there is one, else ``compute()``, stored."""
+        value = self.load(map_location)
+        if value is None:
+            value = compute()
+            self.save(value)
+        return value
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
@@ -124,3 +192,14 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"x must have shape (N, 3, H, W), got {tuple(x.shape)}")
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def load_inception(path: str | os.PathLike | None = None, device="cpu") -> torch.jit.ScriptModule:
+    """The FID Inception pool3 network (TorchScript, input (N, 3, 299, 299) in (-1, 1), output (N, 2048)),
+    from ``path`` (default: ``INCEPTION`` in the data folder)."""
+    path = Path(path) if path is not None else data_dir() / INCEPTION
+    if not path.is_file():
+        raise ValueError(f"path {path} is not a file (the FID Inception network)")
+    with warnings.catch_warnings():          # torch.jit.load is deprecated in favour of torch.export
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location=device).eval()

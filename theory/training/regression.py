@@ -11,7 +11,8 @@ near training point i):
 where s_net is read from the raw output f either as a score (sigma_t s_net = f) or, by default, as a
 denoiser (s_net = (alpha_t f - x)/sigma_t^2, see ``normalised_output``).
 
-minimised by Adam(W) with a cosine learning-rate schedule. The loss is a sum of per-member losses and the
+minimised by Adam(W) with the warm-up + cosine learning-rate schedule of ``theory.training.schedule``
+(decaying to 0). The loss is a sum of per-member losses and the
 optimiser is element-wise, so each member trains exactly as it would alone (to round-off).
 
 The accuracy is the relative L2 error on fresh points from the same law,
@@ -30,30 +31,31 @@ from typing import Sequence
 
 import torch
 
-from . import forward
-from .estimate import Estimate, RunningMoments
-from .law import NoisedLaw
-from .networks import ReLUMLP
+from ..laws import forward
+from ..estimators.estimate import Estimate, RunningMoments
+from ..laws.law import NoisedLaw
+from ..networks.ensemble import per_member
+from ..networks.relu_mlp import ReLUMLP
+from .schedule import learning_rate
 
 
 PARAMETERISATIONS = ("score", "denoiser")
 
 
-def normalised_output(out: torch.Tensor, x: torch.Tensor, alpha_t: torch.Tensor, sigma_t: torch.Tensor,
-                      parameterisation: str) -> torch.Tensor:
-    """The network's normalised score sigma_t s_net(x) from its raw output f:
+def normalised_output(out: torch.Tensor, x: torch.Tensor, t: torch.Tensor, parameterisation: str) -> torch.Tensor:
+    """The network's normalised score sigma_t s_net(x) = -eps from its raw output f:
 
         "score":     sigma_t s_net = f;
-        "denoiser":  s_net = (alpha_t f - x) / sigma_t^2  (f estimates E[X_0 | X_t = x], Tweedie), so
-                     sigma_t s_net = (alpha_t f - x) / sigma_t.
+        "denoiser":  f estimates E[X_0 | X_t = x], so sigma_t s_net = -eps = (alpha_t f - x) / sigma_t
+                     (``theory.laws.forward.eps_from_denoiser``).
 
     The denoiser form hard-wires the linear part -x/sigma_t^2 of the score (a skip connection); the net
-    then learns the O(1) posterior mean, and it must resolve the score to the same accuracy. ``alpha_t``
-    and ``sigma_t`` broadcast against ``out`` (e.g. per-member columns (E, 1, 1))."""
+    then learns the O(1) posterior mean, and it must resolve the score to the same accuracy. ``t`` is a
+    leading prefix of ``out``'s shape (e.g. one time per member, (E,), against (E, B, d))."""
     if parameterisation == "score":
         return out
     if parameterisation == "denoiser":
-        return (alpha_t * out - x) / sigma_t
+        return -forward.eps_from_denoiser(out, x, t)
     raise ValueError(f"parameterisation must be one of {PARAMETERISATIONS}, got {parameterisation!r}")
 
 
@@ -63,7 +65,7 @@ class RegressionConfig:
     at once per member, which changes the data stream, so it is part of the protocol."""
 
     steps: int = 2000
-    batch: int = 256
+    batch_size: int = 256
     lr: float = 3e-3
     weight_decay: float = 0.0
     warmup: int = 50
@@ -74,7 +76,7 @@ class RegressionConfig:
     def __post_init__(self):
         if self.parameterisation not in PARAMETERISATIONS:
             raise ValueError(f"parameterisation must be one of {PARAMETERISATIONS}, got {self.parameterisation!r}")
-        for name in ("steps", "batch", "block_steps", "eval_points"):
+        for name in ("steps", "batch_size", "block_steps", "eval_points"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -92,26 +94,10 @@ class FitResult:
     final_loss: list
 
 
-def _per_member(value, members: int, name: str) -> list:
-    if isinstance(value, (list, tuple)):
-        if len(value) != members:
-            raise ValueError(f"{name} must have one entry per member ({members}), got {len(value)}")
-        return list(value)
-    return [value] * members
-
-
 def normalised_targets(law: NoisedLaw, t: float, m: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """m points X ~ P_t of ``law`` and their normalised scores sigma_t grad log p_t(X), both (m, d)."""
     x = law.sample(m, t, generator)
     return x, float(forward.sigma(t)) * law.score(x, t)
-
-
-def cosine_schedule(step: int, total: int, warmup: int) -> float:
-    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay from 1 to 0."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def fit_score(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float | Sequence[float],
@@ -124,8 +110,8 @@ def fit_score(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float | Se
     ``data_seeds[e] + 1_000_003``, so a member's run depends only on its own seeds, law, t and width.
     """
     E = net.members
-    laws = _per_member(laws, E, "laws")
-    times = [float(v) for v in _per_member(t, E, "t")]
+    laws = per_member(laws, E, "laws")
+    times = [float(v) for v in per_member(t, E, "t")]
     if len(data_seeds) != E:
         raise ValueError(f"data_seeds must have one seed per member ({E}), got {len(data_seeds)}")
     for law in laws:
@@ -137,13 +123,12 @@ def fit_score(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float | Se
     dtype, device = param.dtype, param.device
     gens = [torch.Generator(device=laws[e].device).manual_seed(int(data_seeds[e])) for e in range(E)]
     t_in = torch.tensor(times, dtype=dtype, device=device)[:, None] if net.time_input else None
-    t_vec = torch.tensor(times, dtype=torch.float64)
-    a_col = forward.alpha(t_vec).to(dtype=dtype, device=device)[:, None, None]
-    s_col = forward.sigma(t_vec).to(dtype=dtype, device=device)[:, None, None]
+    tc = forward.coefficients(torch.tensor(times, dtype=torch.float64, device=device))
 
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: cosine_schedule(k, config.steps, config.warmup))
-    B = config.batch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: learning_rate(k, lr=1.0, steps=config.steps,
+                                                                            warmup=config.warmup, final_fraction=0.0))
+    B = config.batch_size
     tail = max(1, config.steps // 10)
     tail_sums = torch.zeros(E, dtype=torch.float64)
     for start in range(0, config.steps, config.block_steps):
@@ -153,14 +138,14 @@ def fit_score(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float | Se
         ys = torch.stack([b[1] for b in blocks]).to(dtype=dtype, device=device).reshape(E, k, B, -1)
         for j in range(k):
             out = normalised_output(net(xs[:, j], None if t_in is None else t_in.expand(E, B)), xs[:, j],
-                                    a_col, s_col, config.parameterisation)
-            per_member = (out - ys[:, j]).pow(2).sum(-1).mean(-1)        # (E,)
+                                    tc, config.parameterisation)
+            member_loss = (out - ys[:, j]).pow(2).sum(-1).mean(-1)       # (E,)
             opt.zero_grad(set_to_none=True)
-            per_member.sum().backward()
+            member_loss.sum().backward()
             opt.step()
             sched.step()
             if start + j >= config.steps - tail:
-                tail_sums += per_member.detach().to(torch.float64).cpu()
+                tail_sums += member_loss.detach().to(torch.float64).cpu()
     final_loss = (tail_sums / tail).tolist()
     return FitResult(relative_error(net, laws, times, config.eval_points,
                                     [int(s) + 1_000_003 for s in data_seeds],
@@ -174,8 +159,8 @@ def relative_error(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float
     """Relative L2 error R_e = E|f_e/sigma_t - s|^2 / E|s|^2 of each member on m points X ~ P_t of its
     law (from ``Generator().manual_seed(eval_seeds[e])``), as Estimates with delta-method stderr."""
     E = net.members
-    laws = _per_member(laws, E, "laws")
-    times = [float(v) for v in _per_member(t, E, "t")]
+    laws = per_member(laws, E, "laws")
+    times = [float(v) for v in per_member(t, E, "t")]
     if len(eval_seeds) != E:
         raise ValueError(f"eval_seeds must have one seed per member ({E}), got {len(eval_seeds)}")
     param = next(net.parameters())
@@ -185,14 +170,12 @@ def relative_error(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float
     x = torch.stack([p[0] for p in pairs]).to(dtype=param.dtype, device=param.device)     # (E, m, d)
     y = torch.stack([p[1].to(torch.float64).cpu() for p in pairs])                        # (E, m, d)
     t_in = torch.tensor(times, dtype=param.dtype, device=param.device)[:, None] if net.time_input else None
-    t_vec = torch.tensor(times, dtype=torch.float64)
-    a_col = forward.alpha(t_vec).to(dtype=param.dtype, device=param.device)[:, None, None]
-    s_col = forward.sigma(t_vec).to(dtype=param.dtype, device=param.device)[:, None, None]
+    tc = forward.coefficients(torch.tensor(times, dtype=torch.float64, device=param.device))
     sq_err = torch.empty(E, m, dtype=torch.float64)
     for c0 in range(0, m, chunk):
         c1 = min(m, c0 + chunk)
         raw = net(x[:, c0:c1], None if t_in is None else t_in.expand(E, c1 - c0))
-        f = normalised_output(raw, x[:, c0:c1], a_col, s_col, parameterisation).to(torch.float64).cpu()
+        f = normalised_output(raw, x[:, c0:c1], tc, parameterisation).to(torch.float64).cpu()
         sq_err[:, c0:c1] = (f - y[:, c0:c1]).pow(2).sum(-1)
     sq_norm = y.pow(2).sum(-1)
     results = []

@@ -19,6 +19,20 @@ import torch
 from torch import nn
 
 
+def per_member(value, members: int, name: str) -> list:
+    """``value`` broadcast to one entry per ensemble member: a list, tuple or 1-D tensor must have
+    ``members`` entries; anything else (a number, a law) is repeated."""
+    if isinstance(value, torch.Tensor) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, (list, tuple)) or isinstance(value, torch.Tensor):
+        if isinstance(value, torch.Tensor) and value.ndim != 1 or len(value) != members:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else (len(value),)
+            raise ValueError(f"{name} must be a scalar or have shape ({members},) (one entry per member), "
+                             f"got {shape}")
+        return [v.item() if isinstance(v, torch.Tensor) else v for v in value]
+    return [value] * members
+
+
 def member_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     """One CPU generator per ensemble member, seeded with ``seeds[e]``."""
     if len(seeds) == 0:
@@ -69,9 +83,10 @@ def parameters_per_member(module: nn.Module) -> int:
 
 
 def nonzero_parameters_per_member(module: nn.Module, atol: float = 0.0) -> torch.Tensor:
-    """Number of parameters with |value| > atol, for each member, (E,)."""
+    """Number of parameters with |value| > atol, for each member, (E,) int64 on the CPU (zero padding
+    of a masked member is never counted)."""
     counts = None
     for p in module.parameters():
-        c = (p.detach().abs() > atol).reshape(p.shape[0], -1).sum(1)
+        c = (p.detach().abs() > atol).reshape(p.shape[0], -1).sum(1).cpu()
         counts = c if counts is None else counts + c
     return counts

@@ -23,8 +23,9 @@ import math
 
 import torch
 
-from ._validate import DEFAULT_DTYPE, TimeLike, as_tensor, check_finite, check_positive_int
-from .law import NoisedLaw, TimeCoefficients
+from .._validate import DEFAULT_DTYPE, TimeLike, as_tensor, check_finite, check_positive_int
+from .forward import TimeCoefficients
+from .law import GaussianComponents, NoisedLaw
 
 # (query, training point) pairs per tile: 8 MiB of float64 logits. Tiles of 32 MiB and more cross glibc's
 # mmap threshold, so every tile is mmap'd and page-faulted afresh: on a 2-core machine 2^22 ran 3.6x slower
@@ -143,7 +144,9 @@ class EmpiricalLaw(NoisedLaw):
 
     def posterior_cov(self, x, t: TimeLike) -> torch.Tensor:
         """Cov[X_0 | X_t = x] under the posterior weights, (B, d, d)."""
-        x, tc = self._inputs(x, t)
+        return self._posterior_cov(*self._inputs(x, t))
+
+    def _posterior_cov(self, x: torch.Tensor, tc: TimeCoefficients) -> torch.Tensor:
         out = torch.empty(x.shape[0], self.dim, self.dim, dtype=self.dtype, device=self.device)
         for sl, xq, a, s2 in self._chunks(x, tc, self._hessian_chunk()):
             lse, mean = self._pass_mean(xq, a, s2)
@@ -153,7 +156,7 @@ class EmpiricalLaw(NoisedLaw):
     def hessian(self, x, t: TimeLike) -> torch.Tensor:
         """grad^2 log p^_t(x) = -I/sigma_t^2 + alpha_t^2/sigma_t^4 Cov_w[X_0 | X_t = x], (B, d, d)."""
         x, tc = self._inputs(x, t)
-        cov = self.posterior_cov(x, tc.t)
+        cov = self._posterior_cov(x, tc)
         a2 = (tc.alpha ** 2).reshape(-1, 1, 1) if tc.alpha.ndim else tc.alpha ** 2
         s2 = tc.sigma2.reshape(-1, 1, 1) if tc.sigma2.ndim else tc.sigma2
         eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
@@ -170,9 +173,32 @@ class EmpiricalLaw(NoisedLaw):
 
     def sample(self, m: int, t: TimeLike = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
         """m draws from P^_t: a training point chosen uniformly, then noised (t = 0: the points)."""
-        tt = self._sample_time(m, t)
+        tc = self._sample_time(m, t)
         idx = torch.randint(self.n, (m,), generator=generator, device=self.device)
-        return self._noise(self.samples[idx], tt, generator)
+        return self._noise(self.samples[idx], tc, generator)
+
+    def components(self, t: TimeLike = 0.0) -> GaussianComponents:
+        """P^_t = sum_i (1/n) N(alpha_t x_i, sigma_t^2 I): factors sigma_t I (a broadcast view, no n d^2 memory)."""
+        tc = self._scalar_time(t, "components")
+        eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
+        weights = torch.full((self.n,), 1.0 / self.n, dtype=self.dtype, device=self.device)
+        return GaussianComponents(weights, tc.alpha * self.samples, (eye * tc.sigma).expand(self.n, -1, -1))
 
     def __repr__(self) -> str:
         return f"EmpiricalLaw(n={self.n}, d={self.dim}, dtype={self.dtype}, device={self.device})"
+
+
+def as_points(data, name: str = "data") -> torch.Tensor:
+    """The training points of ``data``, an ``EmpiricalLaw`` (its samples) or an ``(n, d)`` array (checked
+    finite, n, d >= 1; a tensor keeps its dtype)."""
+    if isinstance(data, EmpiricalLaw):
+        return data.samples
+    x = check_finite(as_tensor(data, name), name)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must have shape (n, d) with n, d >= 1, got {tuple(x.shape)}")
+    return x
+
+
+def as_empirical(data) -> EmpiricalLaw:
+    """``data`` itself if it is an ``EmpiricalLaw``, else the (float64) empirical law of the points."""
+    return data if isinstance(data, EmpiricalLaw) else EmpiricalLaw(as_points(data))
