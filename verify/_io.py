@@ -64,6 +64,23 @@ def key_tag(key, length: int = 16) -> str:
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:length]
 
 
+def fingerprint(*values, length: int = 16) -> str:
+    """A content hash of data a result was computed from: tensors and arrays by dtype, shape and bytes
+    (so a different training set never matches), anything else by its JSON form. Put it in every
+    checkpoint and cache key that depends on data."""
+    h = hashlib.sha256()
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            v = v.detach().cpu().contiguous().numpy()
+        if isinstance(v, np.ndarray):
+            a = np.ascontiguousarray(v)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+        else:
+            h.update(json.dumps(v, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:length]
+
+
 class Checkpoint:
     """A file holding one torch-serialised state: a training run's resumable state (the ``resume`` /
     ``on_checkpoint`` pair of theory's trainers) or a cached intermediate value."""
