@@ -159,3 +159,31 @@ def test_prune_mask_never_counts_already_pruned_heads():
     assert int((mask == 0).sum()) == 3 and float(mask[0, 1]) == 0 and float(mask[0, 2]) == 0
     with pytest.raises(ValueError, match="which"):
         prune_mask(importance, 0.2, which="middle")
+
+
+def test_time_laws_put_their_mass_where_they_say():
+    from theory.networks.heads import TIME_LAWS
+
+    means = {}
+    for name, beta in TIME_LAWS.items():
+        t = sample_times(20_000, 1e-3, 10.0, torch.Generator().manual_seed(1), beta=beta, schedule="linear")
+        means[name] = float(((t - 1e-3) / (10.0 - 1e-3)).mean())
+    a, b = TIME_LAWS["large"]
+    assert abs(means["large"] - a / (a + b)) < 0.01 and abs(means["uniform"] - 0.5) < 0.01
+    assert means["small"] < means["uniform"] < means["large"]
+    assert TIME_LAWS["large"] == TIME_LAWS["small"][::-1]                # the mirror image of the paper's law
+
+
+def test_importance_gap_measures_the_boundary_in_standard_errors():
+    from theory.networks.heads import HeadImportance, importance_gap
+
+    mean = torch.tensor([[1.0, 5.0, 2.0, 9.0]], dtype=torch.float64)
+    se = torch.tensor([[0.1, 0.3, 0.4, 0.2]], dtype=torch.float64)
+    imp = HeadImportance(mean, se, 10)
+    # least, 2 of 4 pruned: heads 1.0 and 2.0 go, 5.0 is the first kept: (5 - 2) / sqrt(0.4^2 + 0.3^2) = 6
+    assert importance_gap(imp, 0.5) == pytest.approx(6.0)
+    # most, 1 of 4: 9.0 goes, 5.0 kept: 4 / sqrt(0.2^2 + 0.3^2)
+    assert importance_gap(imp, 0.25, which="most") == pytest.approx(4.0 / (0.13 ** 0.5))
+    assert importance_gap(imp, 0.0) == float("inf") and importance_gap(imp, 1.0) == float("inf")
+    tied = HeadImportance(torch.tensor([[1.0, 1.0, 3.0]]), torch.zeros(1, 3), 4)
+    assert importance_gap(tied, 1 / 3) == 0.0

@@ -113,3 +113,65 @@ def test_real_inception_pool3_shape():
     u8 = torch.randint(0, 256, (2, 32, 32, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     f = extract_features(u8, net)
     assert f.shape == (2, 2048) and bool(torch.isfinite(f).all()) and float(f.min()) >= 0   # pool3 after ReLU
+
+
+def test_stratified_resample_keeps_each_stratum_and_its_size():
+    from theory.evaluation.image_metrics import stratified_resample
+
+    strata = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    for s in range(20):
+        idx = stratified_resample(strata, torch.Generator().manual_seed(s))
+        assert torch.equal(strata[idx], strata)
+    assert len(set(stratified_resample(torch.zeros(50, dtype=torch.long), torch.Generator().manual_seed(0)).tolist())) < 50
+
+
+def test_quality_bootstrap_intervals_cover_on_gaussian_features():
+    """Gaussian 'features' with a known answer: the estimate -+ 1.96 bootstrap sd covers E[FID_N] (the mean of
+    the FID of N samples, by Monte Carlo), E[precision_N] and E[recall_N] about 95% of the time; the paired
+    difference of two sets with one covariance covers the exact |mu_A|^2 - |mu_O|^2 (the small-sample biases
+    cancel in expectation); the naive percentile interval of FID does not cover (repeated rows raise FID)."""
+    from theory.evaluation.image_metrics import quality_bootstrap
+
+    F, n_ref, n, strata = 8, 64, 32, torch.arange(32) % 4
+    scale = torch.linspace(0.5, 1.5, F, dtype=torch.float64)
+    mu_a, mu_o = torch.zeros(F, dtype=torch.float64), torch.zeros(F, dtype=torch.float64)
+    mu_a[0], mu_o[1] = 1.0, 0.5
+    g = torch.Generator().manual_seed(0)
+
+    def draw():
+        ref = torch.randn(n_ref, F, generator=g, dtype=torch.float64)
+        z, z2 = (torch.randn(n, F, generator=g, dtype=torch.float64) for _ in range(2))
+        return ref, mu_o + scale * z, mu_a + scale * (0.6 * z + 0.8 * z2)     # O and A paired row by row
+
+    def values(ref, x):
+        pr = precision_recall(ref, x)
+        return np.array([fid(ref, x), pr.precision.mean, pr.recall.mean])
+
+    truth = np.mean([values(*draw()[:2]) for _ in range(200)], axis=0)
+    exact_diff = float(mu_a @ mu_a - mu_o @ mu_o)
+    reps, covered, percentile, diff_covered = 40, np.zeros(3), 0, 0
+    for _ in range(reps):
+        ref, o, a = draw()
+        d = quality_bootstrap(ref, {"O": o, "A": a}, resamples=20, generator=g, strata=strata)
+        est = values(ref, o)
+        sd = np.array([t.std().item() for t in (d["O"].fid, d["O"].precision, d["O"].recall)])
+        covered += np.abs(est - truth) <= 1.96 * sd
+        lo, hi = np.quantile(d["O"].fid.numpy(), [0.025, 0.975])
+        percentile += lo <= truth[0] <= hi
+        dd = (d["A"].fid - d["O"].fid).std().item()
+        diff_covered += abs(fid(ref, a) - fid(ref, o) - exact_diff) <= 1.96 * dd
+    assert (covered / reps >= 0.85).all(), covered / reps
+    assert diff_covered / reps >= 0.85
+    assert percentile / reps < 0.75                      # the pitfall the module docstring warns of
+
+
+def test_quality_bootstrap_pairs_the_sets_and_checks_shapes():
+    from theory.evaluation.image_metrics import quality_bootstrap
+
+    g = torch.Generator().manual_seed(1)
+    ref, x = torch.randn(40, 5, generator=g, dtype=torch.float64), torch.randn(30, 5, generator=g, dtype=torch.float64)
+    d = quality_bootstrap(ref, {"x": x, "same": x.clone()}, resamples=6, generator=g)
+    assert torch.equal(d["x"].fid, d["same"].fid) and d["x"].fid.shape == (6,)     # identical sets, identical draws
+    assert ((d["x"].precision >= 0) & (d["x"].precision <= 1)).all()
+    with pytest.raises(ValueError, match="share one shape"):
+        quality_bootstrap(ref, {"x": x, "y": x[:20]}, resamples=4, generator=g)

@@ -111,3 +111,22 @@ def test_bootstrap_of_one_proportion_is_close_to_wilson_and_keeps_paired_columns
 
 def test_every_interval_kind_is_defined():
     assert all(isinstance(v, str) and len(v) > 20 for v in stats.INTERVAL_KINDS.values())
+
+
+def test_seed_t_interval_is_the_student_t_interval_of_the_seed_values():
+    v = np.array([-0.05, -0.01, 0.02, -0.08, -0.03, 0.0])
+    iv = stats.seed_t_interval(v)
+    lo, hi = scipy.stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=scipy.stats.sem(v))
+    assert iv.method == "seed_t" and iv.estimate == pytest.approx(v.mean())
+    assert (iv.lo, iv.hi) == (pytest.approx(lo), pytest.approx(hi))
+    one = stats.seed_t_interval([0.3, math.nan])
+    assert one.estimate == 0.3 and one.lo == -math.inf and one.hi == math.inf
+    assert stats.seed_t_interval([0.0, 0.0, 0.0])[1:3] == (0.0, 0.0)
+
+
+def test_bootstrap_sd_interval_is_the_estimate_plus_minus_z_sd_of_the_draws():
+    draws = np.random.default_rng(0).normal(10.0, 2.0, 4000)
+    iv = stats.bootstrap_sd_interval(3.0, draws)
+    assert iv.method == "bootstrap_sd" and iv.estimate == 3.0          # centred on the estimate, not the draws
+    assert iv.hi - 3.0 == pytest.approx(1.96 * draws.std(ddof=1), rel=1e-3)
+    assert stats.bootstrap_sd_interval(1.0, [2.0]).lo == -math.inf

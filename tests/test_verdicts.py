@@ -85,3 +85,15 @@ def test_registry_every_module_has_claims_presets_and_columns_and_every_claim_is
         assert callable(report.resolve(c.theory)) or inspect.isclass(report.resolve(c.theory)), c.theory
         assert report.theory_file(c.theory).name.endswith(".py")
         assert c.paper_range and c.where and c.statement
+
+
+def test_disjunction_holds_on_any_holding_part_and_fails_only_when_all_fail():
+    from verify.verdicts import any_of, disjunction
+
+    assert disjunction([FAILS, HOLDS]) is HOLDS and disjunction([FAILS, FAILS]) is FAILS
+    assert disjunction([FAILS, INCONCLUSIVE]) is INCONCLUSIVE and disjunction([]) is INCONCLUSIVE
+    either = any_of([_part(FAILS, "a"), _part(HOLDS, "b")])
+    assert either.verdict is HOLDS and either.statistic == "b"
+    assert any_of([_part(FAILS, "a"), _part(INCONCLUSIVE, "b")]).statistic == "b"
+    neither = any_of([_part(FAILS, "a"), _part(FAILS, "b")])
+    assert neither.verdict is FAILS and neither.confounds == ("a confound", "b confound")

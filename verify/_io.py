@@ -35,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAIN_5K = "cifar10_train_5k.npz"
 TEST_EXACT = "cifar10_test_exact.npz"
 TRAIN_JPEG = "cifar10_train_jpeg.npz"
+TEST_JPEG = "cifar10_test_jpeg.npz"
 INCEPTION = "fid_inception_2015-12-05_pool3.pt"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 
@@ -195,6 +196,27 @@ def load_batches_py(folder: str | os.PathLike, batches: tuple[str, ...] = TRAIN_
 def load_training_images(n: int | None = None, *, data_dir_path=None) -> torch.Tensor:
     """The first ``n`` of the 5,000 pixel-exact training images (``cifar10_train_5k.npz``), uint8 NHWC."""
     return load_npz(data_dir(data_dir_path) / TRAIN_5K, n)[0]
+
+
+def load_test_images(n: int | None = None, *, data_dir_path=None) -> torch.Tensor:
+    """The first ``n`` of the 1,017 pixel-exact CIFAR-10 test images (``cifar10_test_exact.npz``), uint8 NHWC."""
+    return load_npz(data_dir(data_dir_path) / TEST_EXACT, n)[0]
+
+
+def area_downsample(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 NHWC (N, S, S, 3) -> (N, size, size, 3) uint8 by averaging each (S/size) x (S/size) block of
+    pixels and rounding to the nearest integer (halves to even), so a down-scaled data set is again exact
+    uint8 pixels; ``size == S`` returns the images unchanged."""
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {tuple(images.shape)}")
+    S = images.shape[1]
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or S % size or images.shape[2] != S:
+        raise ValueError(f"size must be a positive divisor of the square image size {S}, got {size!r}")
+    if size == S:
+        return images
+    f = S // size
+    x = images.double().reshape(images.shape[0], size, f, size, f, 3).mean((2, 4))
+    return x.round().clamp(0, 255).to(torch.uint8).contiguous()
 
 
 def to_model_range(images: torch.Tensor, dtype=torch.float32) -> torch.Tensor:

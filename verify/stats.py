@@ -18,7 +18,7 @@ import scipy.stats
 from theory.estimators.estimate import Interval, normal_quantile, proportion_difference_interval, wilson_interval
 
 __all__ = ["INTERVAL_KINDS", "LEVEL", "Interval", "Fit", "loglog_fit", "normal_interval", "seed_mean",
-           "seed_interval", "difference_interval", "wilson_interval", "proportion_difference_interval", "bootstrap_counts",
+           "seed_interval", "seed_t_interval", "bootstrap_sd_interval", "difference_interval", "wilson_interval", "proportion_difference_interval", "bootstrap_counts",
            "bonferroni_level", "fmt", "fmt_interval"]
 
 LEVEL = 0.95
@@ -41,6 +41,11 @@ INTERVAL_KINDS = {
     "mover": "95% interval of a difference of two independent estimates from their two 95% intervals, by "
              "adding the half-widths in quadrature on each side (MOVER, Zou & Donner 2008)",
     "normal": "95% normal interval from analytic standard errors (estimate -+ 1.96 se)",
+    "seed_t": "95% Student-t interval of a mean over k seeds from their spread (mean -+ t_{k-1} sd / sqrt(k)): "
+              "the seed (an independently trained model with its own draws) is the unit of replication",
+    "bootstrap_sd": "95% normal interval from a bootstrap's spread: estimate -+ 1.96 sd of the bootstrap draws "
+                    "(samples redrawn within seeds, reference images redrawn; paired across variants for a "
+                    "difference). Not the percentile interval: repeated rows shift FID up",
     "seed_normal": "95% normal interval with se = max(propagated per-row se, seed-to-seed sd / sqrt(k)) "
                    "(the larger of the analytic and the empirical error of a mean over k seeds)",
     "bonferroni_normal": "normal interval at level 1 - 0.05/m for each of m cells judged together (Bonferroni): "
@@ -175,6 +180,29 @@ def seed_mean(table: pd.DataFrame, by, value: str, se: str | None = None) -> pd.
         out["se"] = spread.where(k > 1, np.nan)
     out["k"] = k
     return out.reset_index()
+
+
+def seed_t_interval(values, level: float = LEVEL) -> Interval:
+    """The ``seed_t`` interval of the mean of per-seed values (NaNs dropped): mean -+ t_{k-1} sd / sqrt(k);
+    unbounded for fewer than two values, a point when all values agree."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return Interval(math.nan, -math.inf, math.inf, level, "seed_t")
+    mean = float(v.mean())
+    if v.size < 2:
+        return Interval(mean, -math.inf, math.inf, level, "seed_t")
+    half = float(scipy.stats.t.ppf(0.5 + level / 2, v.size - 1)) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    return Interval(mean, mean - half, mean + half, level, "seed_t")
+
+
+def bootstrap_sd_interval(estimate: float, draws, level: float = LEVEL) -> Interval:
+    """The ``bootstrap_sd`` interval: estimate -+ z sd(draws) (finite draws; unbounded if fewer than two)."""
+    d = np.asarray(draws, float)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return Interval(estimate, -math.inf, math.inf, level, "bootstrap_sd")
+    return normal_interval(estimate, float(d.std(ddof=1)), level, method="bootstrap_sd")
 
 
 def seed_interval(mean: float, se: float, level: float = LEVEL) -> Interval:

@@ -10,7 +10,7 @@ judge's free constants are keyword-only parameters declared as :class:`Constant`
 
 Decisions: ``decide_above`` / ``decide_below`` / ``decide_within`` compare an interval with the claim's
 boundary and answer "inconclusive" whenever the interval does not separate the claim from its negation;
-``all_of`` joins the parts of a conjunctive claim.
+``all_of`` joins the parts of a conjunctive claim, ``any_of`` those of a disjunctive one.
 """
 
 from __future__ import annotations
@@ -175,6 +175,16 @@ def conjunction(verdicts: Iterable[Verdict]) -> Verdict:
     return INCONCLUSIVE
 
 
+def disjunction(verdicts: Iterable[Verdict]) -> Verdict:
+    """Some part must hold: any part that holds decides; else all parts not holding decide; else inconclusive."""
+    vs = list(verdicts)
+    if any(v is HOLDS for v in vs):
+        return HOLDS
+    if vs and all(v is FAILS for v in vs):
+        return FAILS
+    return INCONCLUSIVE
+
+
 def finding(statistic: str, iv: Interval | tuple, verdict: Verdict, text: str, *, interval: str | None = None,
             confounds: Sequence[str] = (), range_tested: str = "") -> Finding:
     """A Finding from an Interval (or an (estimate, lo, hi) tuple with ``interval`` naming its kind)."""
@@ -204,6 +214,15 @@ def all_of(parts: Sequence[Finding], *, confounds: Sequence[str] = (), range_tes
             seen.append(c)
     return dataclasses.replace(deciding, verdict=verdict, text=text, confounds=tuple(seen),
                                range_tested=range_tested or deciding.range_tested)
+
+
+def any_of(parts: Sequence[Finding], *, confounds: Sequence[str] = (), range_tested: str = "") -> Finding:
+    """A disjunctive claim (``disjunction`` of the parts' verdicts), assembled like ``all_of``."""
+    joined = all_of(parts, confounds=confounds, range_tested=range_tested)
+    verdict = disjunction(p.verdict for p in parts)
+    deciding = next((p for p in parts if p.verdict is verdict), parts[0])
+    return dataclasses.replace(joined, statistic=deciding.statistic, value=deciding.value, lo=deciding.lo,
+                               hi=deciding.hi, interval=deciding.interval, verdict=verdict)
 
 
 # --------------------------------------------------------------------------------------------- sensitivity

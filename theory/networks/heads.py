@@ -10,7 +10,10 @@ Importance (ablation score) of head (l, h), with common random numbers for both 
 
 l the denoising loss of theory.training.image (sigma_t^2-weighted DSM), t(u) the normalised-time map
 to [t0, T]; Beta(0.8, 2) piles its mass near u = 0, i.e. small t, where memorization lives. Each I_{l,h}
-comes with its standard error over the per-sample differences. The optional first-order Taylor score is
+comes with its standard error over the per-sample differences. The time law is an argument: ``TIME_LAWS``
+names the paper's small-t law Beta(0.8, 2) and two ablations, uniform Beta(1, 1) and large-t Beta(2, 0.8)
+(the mirror image of the small-t law). ``importance_gap`` says how well the pruning boundary is resolved:
+the gap between the last pruned and the first kept head in standard errors. The optional first-order Taylor score is
 -dL/dg_{l,h} at g = 1 (the linearised change of the same loss when the gate goes from 1 to 0).
 Algorithm 1 removes the round(ratio * #heads) heads of least importance; random pruning removes as many
 heads drawn uniformly without replacement.
@@ -26,6 +29,10 @@ from torch import nn
 
 from ..estimators.estimate import RunningMoments
 from ..training.image import denoising_loss, normalised_times
+
+
+TIME_LAWS = {"small": (0.8, 2.0), "uniform": (1.0, 1.0), "large": (2.0, 0.8)}
+"""Beta(a, b) laws of the normalised time u for the importance: the paper's small t, and two ablations."""
 
 
 def gate_buffers(model: nn.Module) -> list[torch.Tensor]:
@@ -158,6 +165,32 @@ def prune_mask(importance: torch.Tensor, ratio: float, *, which: str = "least",
     mask = torch.ones_like(flat) if keep is None else keep.reshape(-1).to(flat)
     mask[order[:count]] = 0.0
     return mask.reshape(importance.shape).to(torch.float32)
+
+
+def importance_gap(importance: HeadImportance, ratio: float, *, which: str = "least") -> float:
+    """How clearly the pruning boundary of ``prune_mask(importance.mean, ratio, which=which)`` is resolved:
+    with the heads ordered as the mask orders them (ascending importance for ``least``, descending for
+    ``most``) and c = round(ratio * #heads) of them pruned,
+
+        z = |I_(c+1) - I_(c)| / sqrt(se_(c)^2 + se_(c+1)^2),
+
+    the gap between the last pruned and the first kept head in standard errors (the two estimates treated
+    as independent: conservative when common random numbers correlate them positively). z < 2 means the
+    data cannot tell which of the two heads is less important, so the mask is partly a draw. ``inf`` when
+    nothing or everything is pruned (no boundary) or both standard errors are 0 with distinct values."""
+    if which not in ("least", "most"):
+        raise ValueError(f"which must be 'least' or 'most', got {which!r}")
+    mean, se = importance.mean.reshape(-1).double(), importance.stderr.reshape(-1).double()
+    count = pruned_count(mean.numel(), ratio)
+    if count == 0 or count == mean.numel():
+        return float("inf")
+    order = torch.sort(mean if which == "least" else -mean, stable=True).indices
+    last, first = order[count - 1], order[count]
+    gap = float((mean[first] - mean[last]).abs())
+    scale = float(torch.sqrt(se[last] ** 2 + se[first] ** 2))
+    if scale == 0.0:
+        return float("inf") if gap > 0 else 0.0
+    return gap / scale
 
 
 def random_prune_mask(shape: tuple[int, int], ratio: float, generator: torch.Generator) -> torch.Tensor:
