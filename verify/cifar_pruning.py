@@ -824,8 +824,8 @@ def plot(table: pd.DataFrame, cfg: Config):
           f"{summ.round(4).to_string()}", file=sys.stderr)
     q = quality_rows(table)
     order = [a.name for a in arms(cfg) if a.name in set(q["arm"])]
-    fig = plt.figure(figsize=(17, 9.6))
-    outer = fig.add_gridspec(2, 1, height_ratios=[1.55, 1], hspace=0.32, top=0.9, bottom=0.03, left=0.05, right=0.98)
+    fig = plt.figure(figsize=(17, 8.6))
+    outer = fig.add_gridspec(2, 1, height_ratios=[1.55, 0.55], hspace=0.3, top=0.9, bottom=0.03, left=0.05, right=0.98)
     top = outer[0].subgridspec(2, 2, hspace=0.55, wspace=0.12)
     labels = {a.name: a.label for a in arms(cfg)}
     _memorization_panel(fig.add_subplot(top[0, 0]), table, q, order, labels)
@@ -959,7 +959,7 @@ def _pr_panel(ax, q, order, labels):
     ax.set_ylim(-0.02, 1.05)
     ax.set_ylabel("improved precision / recall (k=3)", fontsize=8)
     ax.set_title("precision and recall (95% bootstrap-sd; diamonds: paper)", fontsize=9)
-    ax.legend(fontsize=6.5, loc="upper right", ncol=2)
+    ax.legend(fontsize=6.5, loc="center right", ncol=2)
 
 
 def _examples_panel(fig, spec, s, labels):
