@@ -241,4 +241,10 @@ def load_inception(path: str | os.PathLike | None = None, device="cpu") -> torch
         raise ValueError(f"path {path} is not a file (the FID Inception network)")
     with warnings.catch_warnings():          # torch.jit.load is deprecated in favour of torch.export
         warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.jit.load(str(path), map_location=device).eval()
+        try:
+            network = torch.jit.load(str(path), map_location=device)
+        except (RuntimeError, ValueError) as err:   # not a TorchScript archive, truncated, or another format
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"path {path} is not a loadable TorchScript file (the FID Inception network): "
+                             f"{reason.split('. ')[0]}") from None
+    return network.eval()

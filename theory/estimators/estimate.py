@@ -2,14 +2,22 @@
 
 Estimators return ``Estimate(mean, stderr, n)``. ``RunningMoments`` accumulates sums and sums of squares
 in float64 (never a per-sample array), so an estimator can stream over as many batches as it likes.
+
+A standard error needs at least two draws: ``RunningMoments.estimate`` and ``binomial_estimate`` refuse
+fewer with a one-line ValueError (a sample of one has no spread to estimate, and reporting 0 would claim
+an exact answer); ``RunningMoments.mean`` gives the mean alone from one draw on.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
+import numpy as np
 import torch
+
+from .._validate import as_tensor, check_number
 
 
 class Estimate(NamedTuple):
@@ -39,12 +47,13 @@ class RunningMoments:
         self._s1 = 0.0
         self._s2 = 0.0
 
-    def update(self, values: torch.Tensor) -> "RunningMoments":
-        v = values.detach().reshape(-1).to(torch.float64)
+    def update(self, values) -> "RunningMoments":
+        """Add the samples ``values`` (a tensor, array, list or number, any shape; finite)."""
+        v = as_tensor(values, "values").detach().reshape(-1).to(torch.float64)
         if v.numel() == 0:
             return self
         if not bool(torch.isfinite(v).all()):
-            raise ValueError("RunningMoments.update got NaN or infinite samples")
+            raise ValueError("values contains NaN or infinite samples (RunningMoments.update)")
         if self._pivot is None:
             self._pivot = float(v.mean())
         c = v - self._pivot
@@ -53,18 +62,29 @@ class RunningMoments:
         self._s2 += float(c.pow(2).sum())
         return self
 
-    def estimate(self) -> Estimate:
+    @property
+    def mean(self) -> float:
+        """The mean of the samples so far (at least one)."""
         if self.n == 0:
-            raise ValueError("RunningMoments has no samples")
+            raise ValueError("RunningMoments has no samples: n = 0")
+        return self._pivot + self._s1 / self.n
+
+    def estimate(self) -> Estimate:
+        """Mean and standard error (sample std / sqrt(n)); needs n >= 2 samples."""
+        if self.n < 2:
+            raise ValueError(f"RunningMoments has n = {self.n} sample{'s' if self.n != 1 else ''}: a standard "
+                             f"error needs at least 2 (use .mean for the mean alone)")
         m = self._s1 / self.n
-        var = max(self._s2 / self.n - m * m, 0.0) * self.n / max(self.n - 1, 1)
+        var = max(self._s2 / self.n - m * m, 0.0) * self.n / (self.n - 1)
         return Estimate(self._pivot + m, math.sqrt(var / self.n), self.n)
 
 
 def binomial_estimate(successes: int, trials: int) -> Estimate:
-    """Fraction of successes with its binomial standard error sqrt(p (1 - p) / N)."""
-    if trials <= 0:
-        raise ValueError(f"trials must be positive, got {trials}")
+    """Fraction of successes with its binomial standard error sqrt(p (1 - p) / N); integer counts
+    0 <= successes <= trials, trials >= 2 (one trial has no standard error)."""
+    successes, trials = _check_counts(successes, trials)
+    if trials < 2:
+        raise ValueError(f"trials must be >= 2 for a standard error, got {trials}")
     p = successes / trials
     return Estimate(p, math.sqrt(p * (1.0 - p) / trials), trials)
 
@@ -85,18 +105,29 @@ class Interval(NamedTuple):
 
 def normal_quantile(level: float) -> float:
     """z with P(|Z| <= z) = level for Z ~ N(0, 1) (1.95996... at level 0.95)."""
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+    level = check_number(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
     from statistics import NormalDist
 
     return NormalDist().inv_cdf(0.5 + level / 2)
 
 
-def _check_counts(successes: int, trials: int, name: str = "") -> tuple[int, int]:
-    k, n = int(successes), int(trials)
-    if k != successes or n != trials or n <= 0 or not 0 <= k <= n:
-        raise ValueError(f"need integer counts 0 <= successes <= trials, trials > 0; got {successes}, {trials}"
-                         + (f" ({name})" if name else ""))
+def _count(value, name: str) -> int:
+    """An integer count: a Python/numpy integer, an integral float or a 1-element integral tensor."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be an integer count, got {value!r}")
+    if not (math.isfinite(float(value)) and float(value) == int(value)):
+        raise ValueError(f"{name} must be an integer count, got {value!r}")
+    return int(value)
+
+
+def _check_counts(successes, trials, names: tuple[str, str] = ("successes", "trials")) -> tuple[int, int]:
+    k, n = _count(successes, names[0]), _count(trials, names[1])
+    if n <= 0:
+        raise ValueError(f"{names[1]} must be positive, got {n}")
+    if not 0 <= k <= n:
+        raise ValueError(f"{names[0]} must lie in [0, {names[1]}] = [0, {n}], got {k}")
     return k, n
 
 
@@ -123,6 +154,7 @@ def proportion_difference_interval(k1: int, n1: int, k2: int, n2: int, level: fl
 
         lo = (p1^ - p2^) - sqrt((p1^ - l1)^2 + (u2 - p2^)^2),
         hi = (p1^ - p2^) + sqrt((u1 - p1^)^2 + (p2^ - l2)^2)."""
+    _check_counts(k1, n1, ("k1", "n1")), _check_counts(k2, n2, ("k2", "n2"))
     a, b = wilson_interval(k1, n1, level), wilson_interval(k2, n2, level)
     d = a.estimate - b.estimate
     lo = d - math.hypot(a.estimate - a.lo, b.hi - b.estimate)

@@ -24,26 +24,39 @@ from __future__ import annotations
 import torch
 
 from ..laws import forward
-from .._validate import TimeLike, as_tensor, check_finite, check_positive_int, check_spd
-from ..laws.empirical import EmpiricalLaw
+from .._validate import (TimeLike, check_array, check_choice, check_flag, check_points, check_positive_int,
+                         check_result, check_spd, check_symmetric)
+from ..laws.empirical import EmpiricalLaw, as_points
 from ..laws.law import NoisedLaw
 from ..evaluation.neighbours import nearest_neighbours
 
 
-def spectral_norm(matrices: torch.Tensor) -> torch.Tensor:
-    """||H||_2 = max |eigenvalue| of each symmetric matrix in a (B, d, d) batch, (B,)."""
-    if matrices.ndim != 3 or matrices.shape[1] != matrices.shape[2]:
-        raise ValueError(f"matrices must have shape (B, d, d), got {tuple(matrices.shape)}")
+def spectral_norm(matrices) -> torch.Tensor:
+    """||H||_2 = max |eigenvalue| of each symmetric matrix in a (B, d, d) batch (finite, symmetric to
+    round-off; a tensor, array or list), (B,)."""
+    m = check_array(matrices, "matrices", ("B", "d", "d"), nonempty=True)
+    if m.shape[1] != m.shape[2]:
+        raise ValueError(f"matrices must have shape (B, d, d), got {tuple(m.shape)}")
+    return _spectral_norm(check_symmetric(m, "matrices"))
+
+
+def _spectral_norm(matrices: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(matrices).abs().amax(dim=-1)
 
 
-def local_lipschitz(law: NoisedLaw, x: torch.Tensor, t: TimeLike, *, batch_size: int = 1024) -> torch.Tensor:
-    """The score's local Lipschitz constant ||grad^2 log p_t(x)||_2 at each point, (B,), in batches."""
-    check_positive_int(batch_size, "batch_size")
+def local_lipschitz(law: NoisedLaw, x, t: TimeLike, *, batch_size: int = 1024) -> torch.Tensor:
+    """The score's local Lipschitz constant ||grad^2 log p_t(x)||_2 at each point, (B,), in batches. ``x``
+    (B, d) and ``t`` (a number or (B,)) as for ``law.hessian`` (finite where it is)."""
+    if not isinstance(law, NoisedLaw):
+        raise ValueError(f"law must be a NoisedLaw, got {type(law).__name__}")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    x = check_points(x, "x", law.dim, dtype=law.dtype, device=law.device)
+    tt = forward.coefficients(t, batch=x.shape[0], allow_zero=law.has_density_at_zero, dtype=law.dtype,
+                              device=law.device).t
     parts = []
     for b0 in range(0, x.shape[0], batch_size):
-        tb = t[b0:b0 + batch_size] if isinstance(t, torch.Tensor) and t.ndim == 1 else t
-        parts.append(spectral_norm(law.hessian(x[b0:b0 + batch_size], tb)))
+        tb = tt[b0:b0 + batch_size] if tt.ndim == 1 else tt
+        parts.append(_spectral_norm(law.hessian(x[b0:b0 + batch_size], tb)))
     return torch.cat(parts)
 
 
@@ -55,7 +68,7 @@ def distinct_points(data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def nearest_pair(data) -> tuple[float, int, int]:
     """(delta, i, j): the smallest distance between two *distinct* points of ``data`` (n, d) and the
     indices of such a pair (exact duplicates are not a pair: they are one atom of larger weight)."""
-    data = check_finite(as_tensor(data, "data"), "data")
+    data = as_points(data, "data")
     atoms, _ = distinct_points(data)
     if atoms.shape[0] < 2:
         raise ValueError("data must contain at least two distinct points")
@@ -70,7 +83,7 @@ def nearest_pair(data) -> tuple[float, int, int]:
 def neighbour_pairs(data) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(atoms, counts, pairs): the distinct points of ``data`` with their multiplicities, and every pair
     (i, j), i < j, of an atom and its nearest distinct neighbour (each pair once), as rows of ``pairs``."""
-    data = check_finite(as_tensor(data, "data"), "data")
+    data = as_points(data, "data")
     atoms, counts = distinct_points(data)
     if atoms.shape[0] < 2:
         raise ValueError("data must contain at least two distinct points")
@@ -88,9 +101,12 @@ def neighbour_midpoints(data) -> torch.Tensor:
 
 def lipschitz_cloud(data, t: float, m: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Points near the data at which to look for the largest Hessian: m draws from P^_t and the noised
-    nearest-neighbour midpoints alpha_t (x_i + x_j)/2."""
-    law = EmpiricalLaw(data)
+    nearest-neighbour midpoints alpha_t (x_i + x_j)/2 (t > 0 a scalar, m >= 1)."""
+    law = EmpiricalLaw(as_points(data, "data"))
     tc = forward.coefficients(t, allow_zero=False, dtype=law.dtype, device=law.device)
+    if tc.t.ndim != 0:
+        raise ValueError(f"t must be a scalar, got shape {tuple(tc.t.shape)}")
+    check_positive_int(m, "m")
     mids = tc.alpha * neighbour_midpoints(law.samples)
     return torch.cat([law.sample(m, tc.t, generator), mids])
 
@@ -109,11 +125,13 @@ def empirical_lipschitz_lower_bound(data, t: TimeLike, *, exact: bool = True,
                  limit (the paper's sigma_t^-4 min |x_i - x_j|^2 order); not a bound at large t.
 
     ``t`` may be a number or a 1-D tensor of times; returns a tensor of the same shape. The posterior
-    masses are computed from streamed log-densities, so memory stays O(#pairs + n) per time.
+    masses are computed from streamed log-densities, so memory stays O(#pairs + n) per time. The bound
+    grows like 1/sigma_t^4: finite for t down to ~1e-150 at unit scale; below, where float64 overflows,
+    a ValueError names t.
     """
-    if pairs not in ("closest", "neighbours"):
-        raise ValueError(f"pairs must be 'closest' or 'neighbours', got {pairs!r}")
-    law = EmpiricalLaw(data)
+    check_choice(pairs, "pairs", ("closest", "neighbours"))
+    exact = check_flag(exact, "exact")
+    law = EmpiricalLaw(as_points(data, "data"))
     tc = forward.coefficients(t, allow_zero=False, dtype=law.dtype, device=law.device)
     atoms, counts, nn_pairs = neighbour_pairs(law.samples)
     gaps = (atoms[nn_pairs[:, 0]] - atoms[nn_pairs[:, 1]]).norm(dim=1)
@@ -122,7 +140,7 @@ def empirical_lipschitz_lower_bound(data, t: TimeLike, *, exact: bool = True,
         nn_pairs, gaps = nn_pairs[keep], gaps[keep]
     if not exact:
         a, s2 = tc.alpha, tc.sigma2
-        return a ** 2 * gaps[0] ** 2 / (4 * s2 ** 2) - 1 / s2
+        return check_result(a ** 2 * gaps[0] ** 2 / (4 * s2 ** 2) - 1 / s2, "empirical_lipschitz_lower_bound", tc.t)
     i, j = nn_pairs[:, 0], nn_pairs[:, 1]
     mid = 0.5 * (atoms[i] + atoms[j])
     log_mass = torch.log(counts.to(law.dtype) / law.n)
@@ -137,13 +155,13 @@ def empirical_lipschitz_lower_bound(data, t: TimeLike, *, exact: bool = True,
         log_wj = log_kernel + log_mass[j] - log_px
         harmonic = torch.exp(log_wi + log_wj - torch.logaddexp(log_wi, log_wj))  # w_i w_j / (w_i + w_j)
         out.append((a ** 2 * gaps ** 2 * harmonic / s2 ** 2 - 1 / s2).max())
-    return torch.stack(out).reshape(tc.t.shape)
+    return check_result(torch.stack(out).reshape(tc.t.shape), "empirical_lipschitz_lower_bound", tc.t)
 
 
 def gaussian_lipschitz(covariance, t: TimeLike) -> torch.Tensor:
     """Exact Lipschitz constant of the score of N(mu, Sigma) noised to t:
-    1 / (sigma_t^2 + alpha_t^2 lambda_min(Sigma))."""
-    cov = as_tensor(covariance, "covariance")
+    1 / (sigma_t^2 + alpha_t^2 lambda_min(Sigma)) (finite for every t >= 0)."""
+    cov = check_array(covariance, "covariance", finite=False)
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
         raise ValueError(f"covariance must have shape (d, d), got {tuple(cov.shape)}")
     check_spd(cov, "covariance")

@@ -39,7 +39,8 @@ from typing import Iterator
 import torch
 
 from ..laws import forward
-from .._validate import TimeLike, as_tensor, check_positive_int
+from .._validate import (TimeLike, check_array, check_generator, check_number, check_output,
+                         check_positive_int, check_result, check_spd)
 from ..laws.empirical import as_empirical, as_points
 from .estimate import Estimate, RunningMoments
 from ..laws.law import NoisedLaw, ScoreLike, score_function
@@ -48,11 +49,30 @@ DEFAULT_BATCH = 1024
 
 
 def scalar_time(t: TimeLike, *, dtype=torch.float64, device=None) -> torch.Tensor:
-    """``t`` validated as one positive time, a ``()`` tensor (the estimators' entry check)."""
+    """``t`` validated as one positive time, a ``()`` tensor (the estimators' entry check). The estimators
+    of this module are finite wherever their laws are (theory._validate, "Small t"): at t where a DSM loss
+    (~ d / sigma_t^2) or a score overflows float64 they raise a one-line ValueError naming t."""
     tt = forward.coefficients(t, allow_zero=False, dtype=dtype, device=device).t
     if tt.ndim != 0:
         raise ValueError(f"t must be a scalar time, got shape {tuple(tt.shape)}")
     return tt
+
+
+def _check_dim(score, name: str, d: int) -> None:
+    """A law given as ``score`` must live in the data's dimension d."""
+    if isinstance(score, NoisedLaw) and score.dim != d:
+        raise ValueError(f"{name} is a law on R^{score.dim}, but the data live in R^{d}")
+
+
+def _draw_count(n_draws, n: int) -> int:
+    """The number of Monte-Carlo draws (``n_draws``, or the n training points once): at least 2, since the
+    estimate reports a standard error."""
+    if n_draws is None:
+        if n < 2:
+            raise ValueError(f"n_draws must be given (>= 2): data has {n} point, and a standard error needs at "
+                             f"least two draws")
+        return n
+    return check_positive_int(n_draws, "n_draws", minimum=2)
 
 
 def _dsm_draws(x: torch.Tensor, n_draws: int | None, batch_size: int,
@@ -81,23 +101,26 @@ def dsm_loss_estimate(score: ScoreLike, data, t: float, *, baseline: ScoreLike |
     or, with ``baseline`` = s_b, of the difference L_t(s) - L_t(s_b) with common random numbers (the same
     x_i and z for both scores; the standard error is that of the per-draw differences).
 
-    ``score``/``baseline``: a ``NoisedLaw`` (its ``score`` is used) or a callable ``score(x, t)``.
-    ``data``: the training set (n, d) or an ``EmpiricalLaw``. ``n_draws=None``: each training point once
-    with one draw of z (stratified over i); an integer: that many pairs (i uniform, z).
+    ``score``/``baseline``: a ``NoisedLaw`` (its ``score`` is used) or a callable ``score(x, t)`` returning
+    finite ``(B, d)`` values (checked at every batch). ``data``: the training set (n, d) or an
+    ``EmpiricalLaw``. ``n_draws=None``: each training point once with one draw of z (stratified over i;
+    needs n >= 2); an integer >= 2: that many pairs (i uniform, z).
     """
     x = as_points(data)
     tc = forward.coefficients(scalar_time(t, dtype=x.dtype, device=x.device))
     s_fn = score_function(score, "score")
     b_fn = score_function(baseline, "baseline") if baseline is not None else None
-    if n_draws is not None:
-        check_positive_int(n_draws, "n_draws")
+    _check_dim(score, "score", x.shape[1])
+    _check_dim(baseline, "baseline", x.shape[1])
+    draws = _draw_count(n_draws, x.shape[0])
     check_positive_int(batch_size, "batch_size")
+    check_generator(generator, "generator", x.device)
     acc = RunningMoments()
-    for x0, z in _dsm_draws(x, n_draws, batch_size, generator):
-        value = forward.dsm_loss(s_fn, x0, tc, z)
+    for x0, z in _dsm_draws(x, None if n_draws is None else draws, batch_size, generator):
+        value = forward._dsm_loss(s_fn, x0, tc, z, "score")
         if b_fn is not None:
-            value = value - forward.dsm_loss(b_fn, x0, tc, z)
-        acc.update(value)
+            value = value - forward._dsm_loss(b_fn, x0, tc, z, "baseline")
+        acc.update(check_result(value, "the DSM loss", tc.t))
     return acc.estimate()
 
 
@@ -109,6 +132,7 @@ def loss_gap(truth: ScoreLike, data, t: float, *, n_draws: int | None = None,
     ``fisher_divergence(P^, P, t)`` in expectation over the Monte Carlo for every fixed training set
     (see the module docstring for the derivation)."""
     empirical = as_empirical(data)
+    _check_dim(truth, "truth", empirical.dim)
     return dsm_loss_estimate(truth, empirical, t, baseline=empirical, n_draws=n_draws, generator=generator,
                              batch_size=batch_size)
 
@@ -121,20 +145,24 @@ def fisher_divergence(p: NoisedLaw, q: ScoreLike, t: float, n_draws: int, *, und
 
     with X drawn from ``under`` (default ``p``; pass ``under=q`` for the expectation under the other law).
     Prop. 4.1 uses p = P^_t (the empirical law), q = P_t (the truth), under = P^_t. ``q`` may also be a
-    plain score function when ``under`` is not it."""
+    plain score function when ``under`` is not it (its output is checked: finite, (B, d)). n_draws >= 2."""
     if not isinstance(p, NoisedLaw):
         raise ValueError(f"p must be a NoisedLaw, got {type(p).__name__}")
     under = p if under is None else under
     if not isinstance(under, NoisedLaw):
         raise ValueError(f"under must be a NoisedLaw, got {type(under).__name__}")
     q_fn = score_function(q, "q")
+    _check_dim(under, "under", p.dim)
+    _check_dim(q, "q", p.dim)
     tt = scalar_time(t, dtype=under.dtype, device=under.device)
-    check_positive_int(n_draws, "n_draws")
+    n_draws = check_positive_int(n_draws, "n_draws", minimum=2)
     check_positive_int(batch_size, "batch_size")
+    check_generator(generator, "generator", under.device)
     acc = RunningMoments()
     for b0 in range(0, n_draws, batch_size):
         x = under.sample(min(batch_size, n_draws - b0), tt, generator)
-        acc.update((p.score(x, tt) - q_fn(x, tt)).pow(2).sum(dim=-1))
+        acc.update(check_result((p.score(x, tt) - check_output(q_fn(x, tt), "q", x.shape)).pow(2).sum(dim=-1),
+                                "the Fisher divergence", tt))
     return acc.estimate()
 
 
@@ -145,20 +173,20 @@ def gaussian_fisher_divergence(mean_p, cov_p, mean_q, cov_q) -> torch.Tensor:
 
     (grad log p - grad log q = -(S_p^-1 - S_q^-1)(x - m_p) + S_q^-1 (m_p - m_q); the cross term vanishes since
     E(x - m_p) = 0 and E (x - m_p)(x - m_p)^T = S_p.) For n = 1, P^_t = N(alpha_t x_1, sigma_t^2 I) and a one-component
-    P_t = N(alpha_t mu, alpha_t^2 Sigma + sigma_t^2 I) give the Loss-Gap of a single training point exactly."""
-    m_p = as_tensor(mean_p, "mean_p")
+    P_t = N(alpha_t mu, alpha_t^2 Sigma + sigma_t^2 I) give the Loss-Gap of a single training point exactly.
+    Means (d,) and covariances (d, d) (tensors, arrays or lists; finite; covariances symmetric positive
+    definite) in mean_p's floating dtype."""
+    m_p = check_array(mean_p, "mean_p", ("d",))
     dtype, device = m_p.dtype, m_p.device
-    m_q = as_tensor(mean_q, "mean_q", dtype=dtype, device=device)
-    s_p = as_tensor(cov_p, "cov_p", dtype=dtype, device=device)
-    s_q = as_tensor(cov_q, "cov_q", dtype=dtype, device=device)
-    d = m_p.shape[-1]
-    if m_p.ndim != 1 or m_q.shape != (d,) or s_p.shape != (d, d) or s_q.shape != (d, d):
-        raise ValueError(f"means must be (d,) and covariances (d, d); got mean_p {tuple(m_p.shape)}, mean_q "
-                         f"{tuple(m_q.shape)}, cov_p {tuple(s_p.shape)}, cov_q {tuple(s_q.shape)}")
+    d = m_p.shape[0]
+    m_q = check_array(mean_q, "mean_q", (d,), dtype=dtype, device=device)
+    s_p = check_spd(check_array(cov_p, "cov_p", (d, d), dtype=dtype, device=device), "cov_p")
+    s_q = check_spd(check_array(cov_q, "cov_q", (d, d), dtype=dtype, device=device), "cov_q")
     inv_p = torch.linalg.inv(s_p)
     inv_q = torch.linalg.inv(s_q)
     shift = inv_q @ (m_p - m_q)
-    return torch.trace(inv_p) - 2 * torch.trace(inv_q) + torch.trace(inv_q @ inv_q @ s_p) + shift @ shift
+    value = torch.trace(inv_p) - 2 * torch.trace(inv_q) + torch.trace(inv_q @ inv_q @ s_p) + shift @ shift
+    return check_result(value, "gaussian_fisher_divergence")
 
 
 def mean_covariance_trace(law: NoisedLaw) -> float:
@@ -180,9 +208,9 @@ def loss_gap_lower_bound(dim: int, t, trace: float) -> torch.Tensor:
     interval. ``trace`` is tr Sigma, taken as the weight-averaged component trace sum_k pi_k tr Sigma_k
     (``mean_covariance_trace``). The theorem's constant is not known explicitly, so what is checkable is
     that the ratio Loss-Gap_t / (d / sigma_t^2 + tr Sigma) stays bounded below over the stated regime.
-    ``t``: a number or a tensor (> 0); returns a tensor of its shape."""
+    ``t``: a number or a tensor (> 0); returns a tensor of its shape, finite for t >= ~1e-307 (below, where
+    d / sigma_t^2 overflows float64, a ValueError names t). ``trace``: a finite number >= 0."""
     d = check_positive_int(dim, "dim")
-    trace = float(trace)
-    if not trace >= 0:
-        raise ValueError(f"trace must be non-negative, got {trace}")
-    return d / forward.coefficients(t, allow_zero=False).sigma2 + trace
+    trace = check_number(trace, "trace", low=0.0)
+    tc = forward.coefficients(t, allow_zero=False)
+    return check_result(d / tc.sigma2 + trace, "loss_gap_lower_bound", tc.t)

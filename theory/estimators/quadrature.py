@@ -24,7 +24,7 @@ import torch
 from scipy.special import roots_legendre
 
 from ..laws import forward
-from .._validate import check_positive_int
+from .._validate import check_array, check_callable, check_number, check_output, check_positive_int, check_result
 from ..laws.empirical import EmpiricalLaw, as_empirical, as_points
 from ..laws.law import NoisedLaw, ScoreLike, score_function
 from .lossgap import scalar_time
@@ -52,15 +52,17 @@ def gaussian_mixture_expectation(integrand: Integrand, weights: torch.Tensor, ce
                                  panels: int | None = None, order: int = DEFAULT_ORDER) -> float:
     """sum_j w_j int phi_d(u) f_j(c_j + F_j u) du by tensor-product composite Gauss-Legendre on [-L, L]^d
     (d <= 2; ``panels`` defaults to 80 in d = 1 and 16 in d = 2, ``order`` to 10 nodes per panel). ``integrand(x, j)`` returns the (B,) values of f_j at the points x (B, d); the component
-    index lets the integrand depend on the component (e.g. the DSM target of training point j)."""
+    index lets the integrand depend on the component (e.g. the DSM target of training point j); its values
+    must be finite (checked). ``weights``, ``centres``, ``factors``: tensors, arrays or lists (finite), in
+    the floating dtype of ``centres``."""
+    check_callable(integrand, "integrand")
+    centres = check_array(centres, "centres", ("J", "d"))
     J, d = centres.shape
     if d > MAX_DIM:
         raise ValueError(f"quadrature is for d <= {MAX_DIM}; got centres of dimension {d}")
-    if weights.shape != (J,) or factors.shape != (J, d, d):
-        raise ValueError(f"weights must be ({J},) and factors ({J}, {d}, {d}); got {tuple(weights.shape)} "
-                         f"and {tuple(factors.shape)}")
-    if not (half_width > 0 and math.isfinite(half_width)):
-        raise ValueError(f"half_width must be positive and finite, got {half_width}")
+    weights = check_array(weights, "weights", (J,), dtype=centres.dtype, device=centres.device)
+    factors = check_array(factors, "factors", (J, d, d), dtype=centres.dtype, device=centres.device)
+    half_width = check_number(half_width, "half_width", low=0.0, low_open=True)
     panels = DEFAULT_PANELS[d] if panels is None else check_positive_int(panels, "panels")
     check_positive_int(order, "order")
     nodes_1d, weights_1d = _rule(half_width, panels, order)
@@ -76,7 +78,8 @@ def gaussian_mixture_expectation(integrand: Integrand, weights: torch.Tensor, ce
         part = torch.zeros((), dtype=torch.float64, device=centres.device)
         for b0 in range(0, u.shape[0], CHUNK):
             x = centres[j] + u[b0:b0 + CHUNK] @ factors[j].T
-            part = part + (wq[b0:b0 + CHUNK] * integrand(x, j)).sum().to(torch.float64)
+            values = check_output(integrand(x, j), "integrand", (x.shape[0],))
+            part = part + (wq[b0:b0 + CHUNK] * values).sum().to(torch.float64)
         total = total + weights[j].to(torch.float64) * part
     return float(total)
 
@@ -86,11 +89,20 @@ def fisher_divergence_quadrature(p: NoisedLaw, q: ScoreLike, t: float, *, under:
     """Fisher_under(P_t, Q_t) = E_{X ~ under_t} |grad log p_t(X) - grad log q_t(X)|^2 by quadrature over
     the components of ``under`` (default ``p``; any law in d <= 2). The deterministic counterpart of
     ``theory.estimators.lossgap.fisher_divergence``; ``rule``: half_width, panels, order."""
+    if not isinstance(p, NoisedLaw):
+        raise ValueError(f"p must be a NoisedLaw, got {type(p).__name__}")
     under = p if under is None else under
+    if not isinstance(under, NoisedLaw):
+        raise ValueError(f"under must be a NoisedLaw, got {type(under).__name__}")
     q_fn = score_function(q, "q")
     tt = scalar_time(t, dtype=under.dtype, device=under.device)
     w, c, f = under.components(tt)
-    return gaussian_mixture_expectation(lambda x, j: (p.score(x, tt) - q_fn(x, tt)).pow(2).sum(-1), w, c, f, **rule)
+
+    def integrand(x: torch.Tensor, j: int) -> torch.Tensor:
+        diff = p.score(x, tt) - check_output(q_fn(x, tt), "q", x.shape)
+        return check_result(diff.pow(2).sum(-1), "the Fisher divergence", tt)
+
+    return gaussian_mixture_expectation(integrand, w, c, f, **rule)
 
 
 def dsm_loss_quadrature(score: ScoreLike, data, t: float, *, baseline: ScoreLike | None = None, **rule) -> float:
@@ -104,11 +116,11 @@ def dsm_loss_quadrature(score: ScoreLike, data, t: float, *, baseline: ScoreLike
     w, c, f = EmpiricalLaw(x).components(tc.t)
 
     def integrand(xt: torch.Tensor, j: int) -> torch.Tensor:
-        target = forward.dsm_target(xt, x[j:j + 1], tc)
-        value = (target - s_fn(xt, tc.t)).pow(2).sum(-1)
+        target = forward._dsm_target(xt, x[j:j + 1], tc)
+        value = (target - check_output(s_fn(xt, tc.t), "score", xt.shape)).pow(2).sum(-1)
         if b_fn is not None:
-            value = value - (target - b_fn(xt, tc.t)).pow(2).sum(-1)
-        return value
+            value = value - (target - check_output(b_fn(xt, tc.t), "baseline", xt.shape)).pow(2).sum(-1)
+        return check_result(value, "the DSM loss", tc.t)
 
     return gaussian_mixture_expectation(integrand, w, c, f, **rule)
 

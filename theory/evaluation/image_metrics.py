@@ -48,6 +48,8 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from .._validate import (as_tensor, check_callable, check_finite, check_output, check_positive_int,
+                         check_psd, check_result, to_tensor)
 from ..estimators.estimate import Estimate, binomial_estimate
 from .neighbours import nearest_neighbours
 
@@ -58,12 +60,19 @@ INCEPTION_SIZE = 299
 @torch.no_grad()
 def extract_features(images: torch.Tensor, network: FeatureNet, *, size: int | None = INCEPTION_SIZE,
                      batch_size: int = 50, device=None) -> torch.Tensor:
-    """Features (N, F) float64 of uint8 images (N, H, W, 3): resize to ``size`` (bilinear), scale
-    (x - 128) / 128, run ``network`` batch by batch on ``device`` (default: the images' device)."""
+    """Features (N, F) float64 of uint8 images (N, H, W, 3) (a tensor or a numpy array; N >= 1): resize to
+    ``size`` (bilinear), scale (x - 128) / 128, run ``network`` batch by batch on ``device`` (default: the
+    images' device). The network must return finite values with one row per image (checked per batch)."""
+    if not isinstance(images, torch.Tensor):
+        images = to_tensor(images, "images")
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {tuple(images.shape)}")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if images.shape[0] == 0:
+        raise ValueError(f"images is empty (shape {tuple(images.shape)}): need at least one image")
+    check_callable(network, "network")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if size is not None:
+        size = check_positive_int(size, "size")
     device = device or images.device
     out = []
     for i in range(0, images.shape[0], batch_size):
@@ -71,17 +80,38 @@ def extract_features(images: torch.Tensor, network: FeatureNet, *, size: int | N
         if size is not None and x.shape[-1] != size:
             x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         f = network((x - 128.0) / 128.0)
-        out.append(f.reshape(f.shape[0], -1).double().cpu())
+        if not isinstance(f, torch.Tensor) or f.ndim < 1 or f.shape[0] != x.shape[0]:
+            shape = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
+            raise ValueError(f"network returned {shape} for images {i}..{i + x.shape[0] - 1}, expected one row of "
+                             f"features per image ({x.shape[0]}, ...)")
+        f = f.reshape(f.shape[0], -1)
+        check_output(f, "network", f.shape, where=f"for images {i}..{i + x.shape[0] - 1}")
+        out.append(f.double().cpu())
     return torch.cat(out)
+
+
+def _numpy(value, name: str, ndim: int) -> np.ndarray:
+    """``value`` (a numpy array, tensor, list or number) as a finite float64 array of at least ``ndim``
+    dimensions (np.atleast_1d / 2d)."""
+    x = as_tensor(value, name, dtype=torch.float64)
+    check_finite(x, name)
+    arr = x.detach().cpu().numpy()
+    return np.atleast_1d(arr) if ndim == 1 else np.atleast_2d(arr)
 
 
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
     """|mu1 - mu2|^2 + tr(C1 + C2 - 2 sqrtm(C1 C2)), float64. A singular product gets eps I added to
-    both covariances (as pytorch-fid does); a negligible imaginary part of sqrtm is dropped."""
-    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
-    cov1, cov2 = np.atleast_2d(cov1).astype(np.float64), np.atleast_2d(cov2).astype(np.float64)
-    if mu1.shape != mu2.shape or cov1.shape != cov2.shape or cov1.shape != (mu1.size, mu1.size):
-        raise ValueError(f"shapes disagree: mu {mu1.shape}, {mu2.shape}; cov {cov1.shape}, {cov2.shape}")
+    both covariances (as pytorch-fid does); a negligible imaginary part of sqrtm is dropped. Means (F,) and
+    covariances (F, F): arrays, tensors or lists, finite; covariances symmetric positive semi-definite
+    (``theory._validate.check_psd``: singular ones, of N <= F samples, are fine)."""
+    mu1, mu2 = _numpy(mu1, "mu1", 1), _numpy(mu2, "mu2", 1)
+    cov1, cov2 = _numpy(cov1, "cov1", 2), _numpy(cov2, "cov2", 2)
+    F = mu1.size
+    for value, name, shape in ((mu1, "mu1", (F,)), (mu2, "mu2", (F,)), (cov1, "cov1", (F, F)), (cov2, "cov2", (F, F))):
+        if value.shape != shape:
+            raise ValueError(f"{name} must have shape {shape} (mu1 has F = {F} entries), got {value.shape}")
+    check_psd(torch.from_numpy(cov1), "cov1")
+    check_psd(torch.from_numpy(cov2), "cov2")
     with warnings.catch_warnings():      # singular when N <= F (few samples): expected, FID is then biased
         warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
         covmean = scipy.linalg.sqrtm(cov1 @ cov2)
@@ -91,14 +121,23 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
     if np.iscomplexobj(covmean):
         covmean = covmean.real
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(covmean))
+    value = float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(covmean))
+    if not np.isfinite(value):
+        raise ValueError(f"frechet_distance is not finite ({value}): cov1 and cov2 overflow float64")
+    return value
+
+
+def _features(features, name: str, min_rows: int = 1) -> torch.Tensor:
+    """A feature set (N, F): a tensor, array or list, finite, N >= ``min_rows``, F >= 1."""
+    f = check_finite(as_tensor(features, name), name)
+    if f.ndim != 2 or f.shape[0] < min_rows or f.shape[1] == 0:
+        raise ValueError(f"{name} must have shape (N, F) with N >= {min_rows} and F >= 1, got {tuple(f.shape)}")
+    return f
 
 
 def _covariance_factor(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean (F,) and a factor g with g^T g the unbiased covariance: g = (f - mu) / sqrt(N - 1), replaced
     by the R of its QR (F x F) when N > F. Float64."""
-    if features.ndim != 2 or features.shape[0] < 2:
-        raise ValueError(f"features must have shape (N >= 2, F), got {tuple(features.shape)}")
     f = features.double().cpu()
     mu = f.mean(0)
     g = (f - mu) / (f.shape[0] - 1) ** 0.5
@@ -107,12 +146,16 @@ def _covariance_factor(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 
 def fid(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
     """Frechet distance between two feature sets (N_a, F), (N_b, F), by factors (module docstring):
-    |mu_a - mu_b|^2 + |a|_F^2 + |b|_F^2 - 2 |a b^T|_*."""
-    (mu_a, a), (mu_b, b) = _covariance_factor(features_a), _covariance_factor(features_b)
-    if mu_a.shape != mu_b.shape:
-        raise ValueError(f"feature dimensions disagree: {tuple(features_a.shape)}, {tuple(features_b.shape)}")
+    |mu_a - mu_b|^2 + |a|_F^2 + |b|_F^2 - 2 |a b^T|_*. Each set: a tensor, array or list (N >= 2, F),
+    finite, of one F."""
+    fa, fb = _features(features_a, "features_a", 2), _features(features_b, "features_b", 2)
+    if fa.shape[1] != fb.shape[1]:
+        raise ValueError(f"features_a and features_b must have the same number of features F, got "
+                         f"{tuple(fa.shape)} and {tuple(fb.shape)}")
+    (mu_a, a), (mu_b, b) = _covariance_factor(fa), _covariance_factor(fb)
     trace_sqrt = torch.linalg.svdvals(a @ b.T).sum()
-    return float((mu_a - mu_b).pow(2).sum() + a.pow(2).sum() + b.pow(2).sum() - 2 * trace_sqrt)
+    value = (mu_a - mu_b).pow(2).sum() + a.pow(2).sum() + b.pow(2).sum() - 2 * trace_sqrt
+    return float(check_result(value, "fid"))
 
 
 class QualityDraws(NamedTuple):
@@ -169,15 +212,27 @@ def quality_bootstrap(reference: torch.Tensor, generated: dict, *, resamples: in
 
 
 def manifold_radii(features: torch.Tensor, k: int = 3) -> torch.Tensor:
-    """Radius of each point's ball: distance to its k-th nearest neighbour in the same set (self excluded)."""
-    dist, _ = nearest_neighbours(features.double(), features.double(), k=k, exclude_self=True)
+    """Radius of each point's ball: distance to its k-th nearest neighbour in the same set (self excluded);
+    ``features`` (N, F) with N > k."""
+    f = _features(features, "features").double()
+    dist, _ = nearest_neighbours(f, f, k=k, exclude_self=True)
     return dist[:, -1]
 
 
 def inside_manifold(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, *,
                     chunk: int = 1024) -> torch.Tensor:
-    """Boolean (B,): is |p - c_j| <= r_j for some centre j (exact over all centres; chunked, float64)."""
-    p, c = points.double(), centres.double()
+    """Boolean (B,): is |p - c_j| <= r_j for some centre j (exact over all centres; chunked, float64).
+    ``points`` (B, F), ``centres`` (n, F), ``radii`` (n,) >= 0: tensors, arrays or lists, finite."""
+    p, c = _features(points, "points").double(), _features(centres, "centres").double()
+    if p.shape[1] != c.shape[1]:
+        raise ValueError(f"points and centres must have the same number of features F, got {tuple(p.shape)} and "
+                         f"{tuple(c.shape)}")
+    radii = check_finite(as_tensor(radii, "radii", dtype=torch.float64, device=c.device), "radii")
+    if radii.shape != (c.shape[0],):
+        raise ValueError(f"radii must have shape ({c.shape[0]},) (one per centre), got {tuple(radii.shape)}")
+    if bool((radii < 0).any()):
+        raise ValueError(f"radii must be >= 0, got min {float(radii.min())}")
+    chunk = check_positive_int(chunk, "chunk")
     shift = c.mean(0)
     p, c = p - shift, c - shift
     c_sq, r_sq = c.pow(2).sum(1), radii.double().pow(2)
@@ -197,8 +252,9 @@ class PrecisionRecall(NamedTuple):
 def precision_recall(real: torch.Tensor, generated: torch.Tensor, k: int = 3) -> PrecisionRecall:
     """Improved precision and recall (module docstring), each a fraction with its binomial standard error
     (conditional on the two manifolds)."""
-    if real.ndim != 2 or generated.ndim != 2 or real.shape[1] != generated.shape[1]:
-        raise ValueError(f"real {tuple(real.shape)} and generated {tuple(generated.shape)} must be (N, F)")
+    real, generated = _features(real, "real"), _features(generated, "generated")
+    if real.shape[1] != generated.shape[1]:
+        raise ValueError(f"real {tuple(real.shape)} and generated {tuple(generated.shape)} must be (N, F) of one F")
     prec = inside_manifold(generated, real, manifold_radii(real, k))
     rec = inside_manifold(real, generated, manifold_radii(generated, k))
     return PrecisionRecall(binomial_estimate(int(prec.sum()), prec.numel()),

@@ -23,44 +23,61 @@ import math
 
 import torch
 
+from .._validate import (call_with_context, check_array, check_callable, check_generator, check_output,
+                         check_positive_int)
 from ..estimators.estimate import RunningMoments
+from ..estimators.lossgap import scalar_time
 from ..laws import forward
 from ..laws.forward import ScoreFn
+from ..laws.law import NoisedLaw
 from .samplers import time_grid
 
 
-def exact_divergence(fn: ScoreFn, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def exact_divergence(fn: ScoreFn, x, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(fn(x, t), div_x fn(x, t)) for a field whose row b depends on x[b] only: trace of the Jacobian
-    by d backward passes (exact, no Hutchinson noise). Returns ((B, d), (B,))."""
+    by d backward passes (exact, no Hutchinson noise). Returns ((B, d), (B,)). ``x``: (B, d) (a tensor,
+    array or list; finite); ``fn`` must return finite (B, d) values (an output that does not depend on x
+    has divergence 0)."""
+    check_callable(fn, "fn")
+    x = check_array(x, "x", ("B", "d"))
+    return _divergence(fn, x, t, "fn")
+
+
+def _divergence(fn: ScoreFn, x: torch.Tensor, t: torch.Tensor, name: str, where="") -> tuple[torch.Tensor, torch.Tensor]:
     with torch.enable_grad():
         xr = x.detach().requires_grad_(True)
-        out = fn(xr, t)
+        out = check_output(call_with_context(fn, name, where, xr, t), name, x.shape, where=where)
         div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        for i in range(x.shape[1]):
-            (g,) = torch.autograd.grad(out[:, i].sum(), xr, retain_graph=i < x.shape[1] - 1)
-            div = div + g[:, i].to(x.dtype)
+        if out.requires_grad:
+            for i in range(x.shape[1]):
+                (g,) = torch.autograd.grad(out[:, i].sum(), xr, retain_graph=i < x.shape[1] - 1, allow_unused=True)
+                if g is not None:
+                    div = div + g[:, i].to(x.dtype)
     return out.detach().to(x.dtype), div
 
 
 def ode_log_likelihood(score_fn: ScoreFn, x: torch.Tensor, *, t0: float = 1e-3, T: float = 10.0,
                        steps: int = 100) -> torch.Tensor:
     """log p^theta_{t0}(x) by the forward probability-flow ODE with the exact divergence (module
-    docstring, (a)); Heun's method on a geometric grid from t0 to T. Returns (B,), float64."""
-    if x.ndim != 2:
-        raise ValueError(f"x must have shape (B, d), got {tuple(x.shape)}")
+    docstring, (a)); Heun's method on a geometric grid from t0 to T. Returns (B,), float64. ``x``: (B, d)
+    (a tensor, array or list; finite); ``score_fn`` must return finite (B, d) values at every step (else a
+    one-line error names the step and time)."""
+    check_callable(score_fn, "score_fn")
+    x = check_array(x, "x", ("B", "d"))
     grid = time_grid(T, t0, steps, device=x.device).flip(0)          # increasing t0 .. T
     y = x.to(torch.float64)
     d = y.shape[1]
     integral = torch.zeros(y.shape[0], dtype=torch.float64, device=x.device)
 
-    def rates(y, t):
-        s, div = exact_divergence(score_fn, y, t.expand(y.shape[0]))
+    def rates(y, t, k):
+        s, div = _divergence(score_fn, y, t.expand(y.shape[0]), "score_fn",
+                             where=lambda: f"at step {k} (t = {float(t):.4g})")
         return -0.5 * y - 0.5 * s, 0.5 * d + 0.5 * div
 
     for k in range(steps):
         h = grid[k + 1] - grid[k]
-        f1, g1 = rates(y, grid[k])
-        f2, g2 = rates(y + h * f1, grid[k + 1])
+        f1, g1 = rates(y, grid[k], k)
+        f2, g2 = rates(y + h * f1, grid[k + 1], k)
         y = y + 0.5 * h * (f1 + f2)
         integral = integral + 0.5 * h * (g1 + g2)
     prior = -0.5 * y.pow(2).sum(1) - 0.5 * d * math.log(2 * math.pi)
@@ -70,7 +87,18 @@ def ode_log_likelihood(score_fn: ScoreFn, x: torch.Tensor, *, t0: float = 1e-3, 
 def memorization_index(score_fn: ScoreFn, empirical, truth, t: float, m: int,
                        generator: torch.Generator | None = None, batch: int = 1024) -> dict:
     """A(t), B(t) (each an Estimate, scaled by sigma_t^2 so they are O(1)) and index = B / (A + B) at
-    time t under X ~ P^_t (module docstring, (c))."""
+    time t under X ~ P^_t (module docstring, (c)). ``empirical`` and ``truth``: laws of one dimension;
+    t > 0 a scalar; m >= 2 draws (for the standard errors); ``score_fn`` must return finite (b, d) values."""
+    check_callable(score_fn, "score_fn")
+    for law, name in ((empirical, "empirical"), (truth, "truth")):
+        if not isinstance(law, NoisedLaw):
+            raise ValueError(f"{name} must be a NoisedLaw, got {type(law).__name__}")
+    if truth.dim != empirical.dim:
+        raise ValueError(f"truth is a law on R^{truth.dim}, empirical on R^{empirical.dim}")
+    t = float(scalar_time(t))
+    m = check_positive_int(m, "m", minimum=2)
+    batch = check_positive_int(batch, "batch")
+    check_generator(generator, "generator", empirical.device)
     s2 = float(forward.sigma2(t))
     acc_a, acc_b = RunningMoments(), RunningMoments()
     done = 0
@@ -79,7 +107,7 @@ def memorization_index(score_fn: ScoreFn, empirical, truth, t: float, m: int,
         x = empirical.sample(b, t, generator)
         tt = torch.full((b,), t, dtype=x.dtype, device=x.device)
         with torch.no_grad():
-            s = score_fn(x, tt)
+            s = check_output(call_with_context(score_fn, "score_fn", "", x, tt), "score_fn", x.shape)
         acc_a.update(s2 * (s - empirical.score(x, t)).pow(2).sum(1))
         acc_b.update(s2 * (s - truth.score(x, t)).pow(2).sum(1))
         done += b

@@ -23,24 +23,52 @@ from typing import NamedTuple
 
 import torch
 
+from .._validate import as_tensor, check_finite, check_flag, check_number, check_points
 from ..estimators.estimate import (Estimate, Interval, RunningMoments, binomial_estimate,
                                   proportion_difference_interval, wilson_interval)
+from ..laws.law import NoisedLaw
 from .neighbours import DEFAULT_TILE, nearest_neighbours
 
 DEFAULT_THRESHOLD = 1.0 / 3.0
 
 
-def _flat(x: torch.Tensor, name: str) -> torch.Tensor:
+def _flat(x, name: str, dtype=None, device=None) -> torch.Tensor:
+    """A set of points (N, ...) (a tensor, array or list; non-empty, finite) flattened to (N, D); integers
+    become float64 (or ``dtype``), never truncated."""
+    x = as_tensor(x, name, dtype=dtype, device=device)
     if x.ndim < 2:
         raise ValueError(f"{name} must have shape (N, ...) with at least 2 dims, got {tuple(x.shape)}")
-    return x.reshape(x.shape[0], -1)
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): need at least one point")
+    return check_finite(x.reshape(x.shape[0], -1), name)
 
 
-def neighbour_distances(samples: torch.Tensor, train: torch.Tensor, *, distinct: bool = True,
+def _sets(samples, train, name: str = "samples") -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked, flattened ``samples`` and ``train`` of one feature size; ``train`` in the samples' floating
+    dtype (integer samples are float64 first, so integer data is never truncated)."""
+    s = _flat(samples, name)
+    tr = _flat(train, "train", dtype=s.dtype, device=s.device)
+    if s.shape[1] != tr.shape[1]:
+        raise ValueError(f"{name} and train must have the same size per point, got {tuple(s.shape[1:])} and "
+                         f"{tuple(tr.shape[1:])} features")
+    return s, tr
+
+
+def _threshold(threshold) -> float:
+    return check_number(threshold, "threshold", low=0.0, high=1.0, low_open=True)
+
+
+def neighbour_distances(samples, train, *, distinct: bool = True,
                         tile_size: int = DEFAULT_TILE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(d_1, d_2, index of the nearest training point) for each sample, each (B,). With ``distinct``,
-    exact duplicates in ``train`` are merged first and the index points into the original ``train``."""
-    s, tr = _flat(samples, "samples"), _flat(train, "train").to(samples.dtype)
+    exact duplicates in ``train`` are merged first and the index points into the original ``train``.
+    ``samples`` (B, ...) and ``train`` (n, ...): tensors, arrays or lists, non-empty and finite, of one
+    size per point; ``train`` is compared in the samples' floating dtype (integers become float64)."""
+    s, tr = _sets(samples, train)
+    return _neighbour_distances(s, tr, check_flag(distinct, "distinct"), tile_size)
+
+
+def _neighbour_distances(s: torch.Tensor, tr: torch.Tensor, distinct: bool, tile_size: int):
     if distinct:
         atoms, inverse = torch.unique(tr, dim=0, return_inverse=True)
         first = torch.full((atoms.shape[0],), tr.shape[0], dtype=torch.long, device=tr.device)
@@ -53,19 +81,29 @@ def neighbour_distances(samples: torch.Tensor, train: torch.Tensor, *, distinct:
     return dist[:, 0], dist[:, 1], first[idx[:, 0]]
 
 
-def memorized(samples: torch.Tensor, train: torch.Tensor, *, threshold: float = DEFAULT_THRESHOLD,
+def memorized(samples, train, *, threshold: float = DEFAULT_THRESHOLD,
               tile_size: int = DEFAULT_TILE) -> torch.Tensor:
-    """Boolean (B,): d_1 / d_2 < threshold (written as d_1 < threshold * d_2, so d_2 = 0 never divides)."""
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    d1, d2, _ = neighbour_distances(samples, train, tile_size=tile_size)
+    """Boolean (B,): d_1 / d_2 < threshold (written as d_1 < threshold * d_2, so d_2 = 0 never divides);
+    threshold in (0, 1]. Inputs as for ``neighbour_distances``."""
+    threshold = _threshold(threshold)
+    s, tr = _sets(samples, train)
+    return _memorized(s, tr, threshold, tile_size)
+
+
+def _memorized(s: torch.Tensor, tr: torch.Tensor, threshold: float, tile_size: int) -> torch.Tensor:
+    d1, d2, _ = _neighbour_distances(s, tr, True, tile_size)
     return d1 < threshold * d2
 
 
-def memorization_fraction(samples: torch.Tensor, train: torch.Tensor, *, threshold: float = DEFAULT_THRESHOLD,
+def memorization_fraction(samples, train, *, threshold: float = DEFAULT_THRESHOLD,
                           tile_size: int = DEFAULT_TILE) -> Estimate:
-    """Fraction of memorized samples with its binomial standard error sqrt(p (1 - p) / B)."""
-    flags = memorized(samples, train, threshold=threshold, tile_size=tile_size)
+    """Fraction of memorized samples with its binomial standard error sqrt(p (1 - p) / B) (B >= 2
+    samples: one sample has no standard error)."""
+    threshold = _threshold(threshold)
+    s, tr = _sets(samples, train)
+    if s.shape[0] < 2:
+        raise ValueError(f"samples must hold at least 2 points for a standard error, got {s.shape[0]}")
+    flags = _memorized(s, tr, threshold, tile_size)
     return binomial_estimate(int(flags.sum()), flags.numel())
 
 
@@ -85,8 +123,8 @@ class CalibratedMemorization(NamedTuple):
     normalized: Interval | None      # (fraction - null) / (anchor - null), Bonferroni box (see below)
 
 
-def _count(samples: torch.Tensor, train: torch.Tensor, threshold: float, tile_size: int) -> tuple[int, int]:
-    flags = memorized(samples, train, threshold=threshold, tile_size=tile_size)
+def _count(samples, train, threshold: float, tile_size: int, name: str) -> tuple[int, int]:
+    flags = _memorized(*_sets(samples, train, name), threshold, tile_size)
     return int(flags.sum()), int(flags.numel())
 
 
@@ -123,16 +161,19 @@ def calibrated_memorization(generated: torch.Tensor, train: torch.Tensor, *, nul
     * excess = fraction - null, with Newcombe's interval for a difference of independent proportions;
     * normalized = (fraction - null) / (anchor - null) (``normalized_index_interval``).
 
-    Every fraction carries a Wilson score interval at ``level`` (``theory.estimate.wilson_interval``)."""
-    k, n = _count(generated, train, threshold, tile_size)
+    Every fraction carries a Wilson score interval at ``level`` (``theory.estimate.wilson_interval``).
+    Each set is checked (and named) as in ``neighbour_distances``."""
+    threshold = _threshold(threshold)
+    level = check_number(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
+    k, n = _count(generated, train, threshold, tile_size, "generated")
     kq = nq = ka = na = None
     null_iv = anchor_iv = excess = normalized = None
     if null is not None:
-        kq, nq = _count(null, train, threshold, tile_size)
+        kq, nq = _count(null, train, threshold, tile_size, "null")
         null_iv = wilson_interval(kq, nq, level)
         excess = proportion_difference_interval(k, n, kq, nq, level)
     if anchor is not None:
-        ka, na = _count(anchor, train, threshold, tile_size)
+        ka, na = _count(anchor, train, threshold, tile_size, "anchor")
         anchor_iv = wilson_interval(ka, na, level)
         if null is not None:
             normalized = normalized_index_interval(k, n, kq, nq, ka, na, level)
@@ -152,8 +193,13 @@ def sample_quality(generated: torch.Tensor, law, reference: torch.Tensor, t: flo
     """Sample quality against the true law: E log p_t(X_gen) - E log p_t(X_ref), each mean over its set with
     its standard error, where X_ref are exact draws of the law (``law.sample``) and ``law`` is any
     ``theory.NoisedLaw``. A sampler that fits the law has gap ~ 0 (a perfect memorizer too: its samples are
-    training points, themselves draws of the law); an underfit one has gap << 0. Non-finite log-densities
-    raise (``RunningMoments``)."""
+    training points, themselves draws of the law); an underfit one has gap << 0. ``generated`` and
+    ``reference``: (B, d) points of the law's dimension, at least 2 each (for the standard errors);
+    log-densities that overflow raise (``law.log_prob``)."""
+    if not isinstance(law, NoisedLaw):
+        raise ValueError(f"law must be a NoisedLaw, got {type(law).__name__}")
+    generated = check_points(generated, "generated", law.dim, dtype=law.dtype, device=law.device, min_rows=2)
+    reference = check_points(reference, "reference", law.dim, dtype=law.dtype, device=law.device, min_rows=2)
     gen = RunningMoments().update(law.log_prob(generated, t)).estimate()
     ref = RunningMoments().update(law.log_prob(reference, t)).estimate()
     return SampleQuality(gen, ref, gen - ref)

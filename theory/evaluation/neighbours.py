@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validate import as_tensor, check_finite, check_positive_int
+from .._validate import as_tensor, check_finite, check_flag, check_positive_int
 
 DEFAULT_TILE = 2 ** 20  # (query, point) distances per tile (see theory.laws.empirical.DEFAULT_TILE)
 
@@ -21,12 +21,19 @@ def nearest_neighbours(queries, references, k: int = 2, *, exclude_self: bool = 
 
     ``exclude_self``: the queries are the references themselves (B == n) and reference i is not a
     neighbour of query i (used for nearest-pair distances within a data set).
+
+    ``queries`` and ``references``: tensors, arrays or lists, finite and non-empty; integers become float64,
+    a floating tensor keeps its dtype (references take the queries' dtype).
     """
     q = check_finite(as_tensor(queries, "queries"), "queries")
     r = check_finite(as_tensor(references, "references", dtype=q.dtype, device=q.device), "references")
     if q.ndim != 2 or r.ndim != 2 or q.shape[1] != r.shape[1]:
         raise ValueError(f"queries (B, d) and references (n, d) must share d, got {tuple(q.shape)} "
                          f"and {tuple(r.shape)}")
+    for x, name in ((q, "queries"), (r, "references")):
+        if x.numel() == 0:
+            raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): need at least one point")
+    exclude_self = check_flag(exclude_self, "exclude_self")
     k = check_positive_int(k, "k")
     n_avail = r.shape[0] - (1 if exclude_self else 0)
     if k > n_avail:

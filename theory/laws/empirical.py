@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from .._validate import DEFAULT_DTYPE, TimeLike, as_tensor, check_finite, check_positive_int
+from .._validate import DEFAULT_DTYPE, TimeLike, as_tensor, check_device, check_dtype, check_finite, check_positive_int
 from .forward import TimeCoefficients
 from .law import GaussianComponents, NoisedLaw
 
@@ -39,15 +39,22 @@ class EmpiricalLaw(NoisedLaw):
     simply carry weight 2/n, 3/n, ...).
 
     ``tile_size`` bounds the number of (query, training point) pairs held at once; results do not
-    depend on it beyond round-off.
+    depend on it beyond round-off. ``samples`` may be a tensor, array or nested list (integers become
+    ``dtype``).
+
+    Small t (theory._validate, "Times"): the score grows like |x - alpha_t x_i| / sigma_t^2 and the logits
+    like |x|^2 / sigma_t^2, so every method returns finite values for t down to ~1e-300 at unit scale
+    (the Hessian and posterior covariance, ~1/sigma_t^4, down to ~1e-150), and below that, where float64
+    overflows (t = 1e-320, 5e-324), raises a one-line ValueError naming t instead of returning inf or NaN.
     """
 
     has_density_at_zero = False
 
     def __init__(self, samples, *, tile_size: int = DEFAULT_TILE, dtype: torch.dtype = DEFAULT_DTYPE,
                  device=None):
-        self.dtype = dtype
-        self.device = torch.device(device) if device is not None else (
+        self.dtype = check_dtype(dtype)
+        device = check_device(device)
+        self.device = device if device is not None else (
             samples.device if isinstance(samples, torch.Tensor) else torch.device("cpu"))
         x = as_tensor(samples, "samples", dtype=dtype, device=self.device)
         if x.ndim != 2 or x.shape[1] == 0:
@@ -123,7 +130,7 @@ class EmpiricalLaw(NoisedLaw):
             s2v = s2.reshape(-1)
             out[sl] = (lse - xq.pow(2).sum(1) / (2 * s2v) - math.log(self.n)
                        - 0.5 * self.dim * torch.log(2 * math.pi * s2v))
-        return out
+        return self._checked(out, "log_prob", tc, x)
 
     def denoiser(self, x, t: TimeLike) -> torch.Tensor:
         """E[X_0 | X_t = x] = sum_i w_i(x) x_i, (B, d)."""
@@ -131,7 +138,7 @@ class EmpiricalLaw(NoisedLaw):
         out = torch.empty_like(x)
         for sl, xq, a, s2 in self._chunks(x, tc, self._query_chunk()):
             out[sl] = self._pass_mean(xq, a, s2)[1] + self.centre
-        return out
+        return self._checked(out, "denoiser", tc, x)
 
     def score(self, x, t: TimeLike) -> torch.Tensor:
         """grad log p^_t(x) = (alpha_t E[X_0 | X_t = x] - x) / sigma_t^2, (B, d)."""
@@ -140,11 +147,12 @@ class EmpiricalLaw(NoisedLaw):
         for sl, xq, a, s2 in self._chunks(x, tc, self._query_chunk()):
             mean = self._pass_mean(xq, a, s2)[1]
             out[sl] = (a * mean - xq) / s2
-        return out
+        return self._checked(out, "score", tc, x)
 
     def posterior_cov(self, x, t: TimeLike) -> torch.Tensor:
         """Cov[X_0 | X_t = x] under the posterior weights, (B, d, d)."""
-        return self._posterior_cov(*self._inputs(x, t))
+        x, tc = self._inputs(x, t)
+        return self._checked(self._posterior_cov(x, tc), "posterior_cov", tc, x)
 
     def _posterior_cov(self, x: torch.Tensor, tc: TimeCoefficients) -> torch.Tensor:
         out = torch.empty(x.shape[0], self.dim, self.dim, dtype=self.dtype, device=self.device)
@@ -160,7 +168,7 @@ class EmpiricalLaw(NoisedLaw):
         a2 = (tc.alpha ** 2).reshape(-1, 1, 1) if tc.alpha.ndim else tc.alpha ** 2
         s2 = tc.sigma2.reshape(-1, 1, 1) if tc.sigma2.ndim else tc.sigma2
         eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
-        return cov * (a2 / s2 ** 2) - eye / s2
+        return self._checked(cov * (a2 / s2 ** 2) - eye / s2, "hessian", tc, x)
 
     def posterior_weights(self, x, t: TimeLike) -> torch.Tensor:
         """The posterior over training points w_i(x) = P(X_0 = x_i | X_t = x), dense (B, n): for small
@@ -169,11 +177,11 @@ class EmpiricalLaw(NoisedLaw):
         out = torch.empty(x.shape[0], self.n, dtype=self.dtype, device=self.device)
         for sl, xq, a, s2 in self._chunks(x, tc, self._query_chunk()):
             out[sl] = torch.softmax(self._logits(xq, 0, self.n, a, s2), dim=1)
-        return out
+        return self._checked(out, "posterior_weights", tc, x)
 
     def sample(self, m: int, t: TimeLike = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
         """m draws from P^_t: a training point chosen uniformly, then noised (t = 0: the points)."""
-        tc = self._sample_time(m, t)
+        m, tc = self._sample_time(m, t, generator)
         idx = torch.randint(self.n, (m,), generator=generator, device=self.device)
         return self._noise(self.samples[idx], tc, generator)
 

@@ -10,8 +10,11 @@ implement it, so every estimator in ``theory`` works on either:
     law.sample(m, t, generator)     m draws from P_t (t = 0: the law itself)
     law.components(t)               P_t as a finite Gaussian mixture sum_j w_j N(m_j, F_j F_j^T)
 
-``x`` is ``(B, d)``; ``t`` is a number or a ``(B,)`` tensor. Computation is in the law's dtype (float64
-by default) on the law's device; inputs on another device raise instead of being moved.
+``x`` is ``(B, d)`` (a tensor, array or nested list; B >= 1, finite; integers become the law's dtype); ``t``
+is a number or a ``(B,)`` tensor (theory._validate, "Times": booleans and strings are refused). Computation
+is in the law's dtype (float64 by default) on the law's device; inputs on another device raise instead of
+being moved. Every method checks its result: where float64 cannot represent it (the empirical law at t
+below ~1e-300, |x| beyond ~1e150) a one-line ValueError names t and x instead of returning inf or NaN.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import torch
 
 from . import forward
 from .forward import ScoreFn, TimeCoefficients
-from .._validate import TimeLike, check_points, check_positive_int
+from .._validate import TimeLike, check_generator, check_points, check_positive_int, check_result
 
 
 class GaussianComponents(NamedTuple):
@@ -55,22 +58,28 @@ class NoisedLaw:
             tc = TimeCoefficients(tc.t, tc.alpha[:, None], tc.sigma2[:, None])
         return x, tc
 
+    def _checked(self, out: torch.Tensor, what: str, tc: TimeCoefficients, x: torch.Tensor) -> torch.Tensor:
+        """``out`` if finite, else the one-line overflow error naming t and x (theory._validate.check_result)."""
+        return check_result(out, f"{type(self).__name__}.{what}", tc.t, x)
+
     def _scalar_time(self, t: TimeLike, what: str) -> TimeCoefficients:
         tc = forward.coefficients(t, allow_zero=True, dtype=self.dtype, device=self.device)
         if tc.t.ndim != 0:
             raise ValueError(f"t must be a scalar for {what}, got shape {tuple(tc.t.shape)}")
         return tc
 
-    def _sample_time(self, m: int, t: TimeLike) -> TimeCoefficients:
-        check_positive_int(m, "m")
-        return self._scalar_time(t, "sample")
+    def _sample_time(self, m: int, t: TimeLike, generator: torch.Generator | None) -> tuple[int, TimeCoefficients]:
+        m = check_positive_int(m, "m")
+        check_generator(generator, "generator", self.device)
+        return m, self._scalar_time(t, "sample")
 
     @staticmethod
     def _noise(x0: torch.Tensor, tc: TimeCoefficients, generator: torch.Generator | None) -> torch.Tensor:
         """X_t = alpha_t x0 + sigma_t Z for a scalar t (t = 0 returns x0)."""
         if float(tc.t) == 0.0:
             return x0
-        return forward.add_noise(x0, tc, generator=generator)[0]
+        z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        return forward._add_noise(x0, tc, z)
 
     def log_prob(self, x, t: TimeLike) -> torch.Tensor:
         raise NotImplementedError

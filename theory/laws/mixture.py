@@ -14,7 +14,8 @@ import math
 
 import torch
 
-from .._validate import DEFAULT_DTYPE, TimeLike, as_tensor, check_finite, check_positive_int, check_spd
+from .._validate import (DEFAULT_DTYPE, TimeLike, as_tensor, check_array, check_device, check_dtype, check_finite,
+                         check_int, check_number, check_positive_int, check_probability_vector, check_spd)
 from .law import GaussianComponents, NoisedLaw
 
 
@@ -23,18 +24,25 @@ class GaussianMixture(NoisedLaw):
 
     Parameters
     ----------
-    weights : (K,) probability vector pi.
+    weights : (K,) probability vector pi (summing to 1 within sqrt(eps) of the dtype it is given in:
+        float32 weights of 1/3 each pass and are renormalised in float64).
     means : (K, d) component means mu_k.
     covariances : (K, d, d) symmetric positive-definite Sigma_k.
+
+    Each may be a tensor, a numpy array or a nested list. Every method is finite for every t >= 0,
+    down to the smallest positive float64 (C_k(t) = alpha_t^2 Sigma_k + sigma_t^2 I >= lambda_min(Sigma_k));
+    only |x| beyond ~1e150, where |x|^2 overflows, raises a ValueError naming x.
     """
 
     has_density_at_zero = True
 
     def __init__(self, weights, means, covariances, *, dtype: torch.dtype = DEFAULT_DTYPE, device=None):
-        self.dtype = dtype
-        self.device = torch.device(device) if device is not None else (
+        self.dtype = check_dtype(dtype)
+        device = check_device(device)
+        self.device = device if device is not None else (
             means.device if isinstance(means, torch.Tensor) else torch.device("cpu"))
-        w = check_finite(as_tensor(weights, "weights", dtype=dtype, device=self.device), "weights")
+        given = as_tensor(weights, "weights", device=self.device)
+        w = check_finite(given.to(dtype), "weights")
         mu = check_finite(as_tensor(means, "means", dtype=dtype, device=self.device), "means")
         cov = as_tensor(covariances, "covariances", dtype=dtype, device=self.device)
         if mu.ndim != 2 or mu.shape[0] == 0 or mu.shape[1] == 0:
@@ -42,9 +50,7 @@ class GaussianMixture(NoisedLaw):
         K, d = mu.shape
         if w.shape != (K,):
             raise ValueError(f"weights must have shape ({K},) to match means, got {tuple(w.shape)}")
-        if bool((w < 0).any()) or abs(float(w.sum()) - 1.0) > 1e-8:
-            raise ValueError(f"weights must be a probability vector (non-negative, summing to 1), "
-                             f"got sum {float(w.sum()):.10g} and min {float(w.min()):.3g}")
+        w = check_probability_vector(w, "weights", given.dtype)
         if cov.shape != (K, d, d):
             raise ValueError(f"covariances must have shape ({K}, {d}, {d}), got {tuple(cov.shape)}")
         check_spd(cov, "covariances")
@@ -57,10 +63,12 @@ class GaussianMixture(NoisedLaw):
     # ------------------------------------------------------------------ constructors
     @classmethod
     def gaussian(cls, mean, covariance, **kwargs) -> "GaussianMixture":
-        """A single Gaussian N(mean, covariance) as a one-component mixture."""
-        mean = torch.as_tensor(mean)
-        cov = torch.as_tensor(covariance)
-        return cls(torch.ones(1), mean[None], cov[None], **kwargs)
+        """A single Gaussian N(mean, covariance) as a one-component mixture: ``mean`` (d,), ``covariance``
+        (d, d) symmetric positive definite."""
+        mean = check_array(mean, "mean", ("d",))
+        cov = check_array(covariance, "covariance", (mean.shape[0], mean.shape[0]), device=mean.device)
+        check_spd(cov, "covariance")
+        return cls(torch.ones(1, dtype=torch.float64), mean[None], cov[None], **kwargs)
 
     # ------------------------------------------------------------------ per-component terms
     def _components(self, x: torch.Tensor, a: torch.Tensor, s2: torch.Tensor):
@@ -87,20 +95,20 @@ class GaussianMixture(NoisedLaw):
         """log p_t(x) = logsumexp_k [log pi_k + log N(x; alpha_t mu_k, alpha_t^2 Sigma_k + sigma_t^2 I)]."""
         x, tc = self._inputs(x, t)
         log_joint, *_ = self._log_joint(x, tc.alpha, tc.sigma2)
-        return torch.logsumexp(log_joint, dim=1)
+        return self._checked(torch.logsumexp(log_joint, dim=1), "log_prob", tc, x)
 
     def responsibilities(self, x, t: TimeLike) -> torch.Tensor:
         """Posterior component probabilities r_k(x) = P(component k | X_t = x), (B, K)."""
         x, tc = self._inputs(x, t)
         log_joint, *_ = self._log_joint(x, tc.alpha, tc.sigma2)
-        return torch.softmax(log_joint, dim=1)
+        return self._checked(torch.softmax(log_joint, dim=1), "responsibilities", tc, x)
 
     def score(self, x, t: TimeLike) -> torch.Tensor:
         """grad log p_t(x) = sum_k r_k(x) g_k(x),  g_k = -C_k(t)^{-1} (x - alpha_t mu_k)."""
         x, tc = self._inputs(x, t)
         log_joint, g, _, _ = self._log_joint(x, tc.alpha, tc.sigma2)
         r = torch.softmax(log_joint, dim=1)
-        return torch.einsum("bk,bkd->bd", r, g)
+        return self._checked(torch.einsum("bk,bkd->bd", r, g), "score", tc, x)
 
     def hessian(self, x, t: TimeLike) -> torch.Tensor:
         """grad^2 log p_t(x) = -sum_k r_k C_k^{-1} + sum_k r_k (g_k - s)(g_k - s)^T  (s = the score):
@@ -117,7 +125,7 @@ class GaussianMixture(NoisedLaw):
             mean_precision = torch.einsum("bk,kdf->bdf", r, precision)
         else:
             mean_precision = torch.einsum("kde,bke,kfe->bdf", U, r[..., None] / c, U)
-        return cov_g - mean_precision
+        return self._checked(cov_g - mean_precision, "hessian", tc, x)
 
     def denoiser(self, x, t: TimeLike) -> torch.Tensor:
         """E[X_0 | X_t = x] = sum_k r_k [mu_k + alpha_t Sigma_k C_k^{-1} (x - alpha_t mu_k)] (computed
@@ -127,12 +135,12 @@ class GaussianMixture(NoisedLaw):
         r = torch.softmax(log_joint, dim=1)
         a_ = tc.alpha.reshape(-1, 1, 1) if tc.alpha.ndim else tc.alpha
         shrunk = torch.einsum("kde,bke->bkd", self.eigenvectors, a_ * self.eigenvalues * proj / c)
-        return torch.einsum("bk,bkd->bd", r, self.means[None] + shrunk)
+        return self._checked(torch.einsum("bk,bkd->bd", r, self.means[None] + shrunk), "denoiser", tc, x)
 
     def sample(self, m: int, t: TimeLike = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
         """m draws from P_t: a component k ~ pi, X_0 = mu_k + U_k diag(lambda_k)^{1/2} z, then
         X_t = alpha_t X_0 + sigma_t Z (exactly N(alpha_t mu_k, C_k(t)) given k)."""
-        tc = self._sample_time(m, t)
+        m, tc = self._sample_time(m, t, generator)
         k = torch.multinomial(self.weights, m, replacement=True, generator=generator)
         z = torch.randn(m, self.dim, generator=generator, dtype=self.dtype, device=self.device)
         # per component (not a gathered (m, d, d) stack of eigenvectors, which costs m d^2 memory)
@@ -182,14 +190,10 @@ def paper_mixture(n_components: int, dim: int, *, separation: float = 1.0, trace
     Everything is drawn from ``seed`` on the CPU in float64, then moved, so the law is reproducible.
     """
     K, d = check_positive_int(n_components, "n_components"), check_positive_int(dim, "dim")
-    if not (separation > 0 and math.isfinite(separation)):
-        raise ValueError(f"separation must be positive and finite, got {separation}")
-    if not (anisotropy >= 1 and math.isfinite(anisotropy)):
-        raise ValueError(f"anisotropy must be >= 1, got {anisotropy}")
-    trace = float(d) if trace is None else float(trace)
-    if not (trace > 0 and math.isfinite(trace)):
-        raise ValueError(f"trace must be positive and finite, got {trace}")
-    g = torch.Generator().manual_seed(seed)
+    separation = check_number(separation, "separation", low=0.0, low_open=True)
+    anisotropy = check_number(anisotropy, "anisotropy", low=1.0)
+    trace = float(d) if trace is None else check_number(trace, "trace", low=0.0, low_open=True)
+    g = torch.Generator().manual_seed(check_int(seed, "seed"))
     means = torch.randn(K, d, generator=g, dtype=torch.float64)
     if K > 1:
         dist = torch.cdist(means, means) + torch.diag(torch.full((K,), math.inf, dtype=torch.float64))

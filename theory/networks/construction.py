@@ -39,18 +39,31 @@ from dataclasses import dataclass
 import torch
 
 from ..laws import forward
-from .._validate import as_tensor, check_finite
+from .._validate import as_tensor, check_finite, check_number, check_positive_int, check_result
+
+
+def _time(t) -> float:
+    """One time t > 0 (a number or a 1-element tensor), validated (theory._validate.check_time)."""
+    tt = forward.coefficients(t, allow_zero=False).t
+    if tt.ndim != 0:
+        raise ValueError(f"t must be a scalar time, got shape {tuple(tt.shape)}")
+    return float(tt)
 
 
 def interpolation_error(R: float, pieces: int) -> float:
     """eta = h^2 e^h / 8, h = R / pieces: the relative error of the piecewise-linear interpolant of exp on
     [-R, 0] (|f - g| <= h^2/8 max|f''| on each piece, and max_piece e^u <= e^h e^{u} for u in the piece)."""
-    h = R / pieces
+    R = check_number(R, "R", low=0.0, low_open=True)
+    h = R / check_positive_int(pieces, "pieces")
     return h * h * math.exp(h) / 8.0
 
 
 def score_error_bound(n: int, diameter: float, t: float, R: float, pieces: int) -> float:
-    """sup_x |s~(x) - s(x)| <= (alpha_t/sigma_t^2) D 2 (eta + n e^{-R}) / (1 - eta) (module docstring)."""
+    """sup_x |s~(x) - s(x)| <= (alpha_t/sigma_t^2) D 2 (eta + n e^{-R}) / (1 - eta) (module docstring);
+    n >= 1 points, diameter D >= 0, t > 0."""
+    n = check_positive_int(n, "n")
+    diameter = check_number(diameter, "diameter", low=0.0)
+    t = _time(t)
     eta = interpolation_error(R, pieces)
     if eta >= 1:
         return math.inf
@@ -60,9 +73,12 @@ def score_error_bound(n: int, diameter: float, t: float, R: float, pieces: int) 
 
 def construction_parameters(n: int, diameter: float, t: float, tolerance: float) -> tuple[float, int]:
     """(R, pieces) making ``score_error_bound`` <= tolerance: half the budget each to the clamp
-    (n e^{-R}) and to the interpolation (eta); pieces grows like sqrt(D alpha_t/(sigma_t^2 tol)) * R."""
-    if not (tolerance > 0 and math.isfinite(tolerance)):
-        raise ValueError(f"tolerance must be positive and finite, got {tolerance}")
+    (n e^{-R}) and to the interpolation (eta); pieces grows like sqrt(D alpha_t/(sigma_t^2 tol)) * R.
+    n >= 1, diameter >= 0, t > 0 and tolerance > 0: finite numbers."""
+    tolerance = check_number(tolerance, "tolerance", low=0.0, low_open=True)
+    n = check_positive_int(n, "n")
+    diameter = check_number(diameter, "diameter", low=0.0)
+    t = _time(t)
     if diameter == 0:
         return 1.0, 1
     a, s2 = float(forward.alpha(t)), float(forward.sigma2(t))
@@ -91,16 +107,18 @@ class ExplicitScoreNetwork:
     dim: int
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """s~(x), (B, d)."""
+        """s~(x), (B, d); ``x`` a tensor, array or list (finite)."""
         h = as_tensor(x, "x", dtype=self.output[0].dtype)
         if h.ndim != 2 or h.shape[1] != self.dim:
             raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(h.shape)}")
+        check_finite(h, "x")
         for W, b in self.layers:
             h = torch.relu(h @ W.T + b)
         out = h @ self.output[0].T + self.output[1]
         d = self.dim
         num, den, xx = out[:, :d], out[:, d:d + 1], out[:, d + 1:]
-        return forward.score_from_denoiser(num / den, xx, self.t)
+        tc = forward.coefficients(self.t, allow_zero=False)
+        return check_result(forward._score_from_denoiser(num / den, xx, tc), "ExplicitScoreNetwork", tc.t, xx)
 
     @property
     def widths(self) -> list[int]:
@@ -131,17 +149,15 @@ def empirical_score_network(data, t: float, *, tolerance: float | None = None, R
     X = check_finite(as_tensor(data, "data", dtype=torch.float64), "data")
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"data must have shape (n, d) with n >= 1, got {tuple(X.shape)}")
-    if not (float(t) > 0 and math.isfinite(float(t))):
-        raise ValueError(f"t must be positive and finite, got {t}")
+    t = _time(t)
     n, d = X.shape
     diameter = float((X - X[0]).norm(dim=1).max())
     if tolerance is not None:
         R, pieces = construction_parameters(n, diameter, t, tolerance)
     elif R is None or pieces is None:
         raise ValueError("give either tolerance, or both R and pieces")
-    if not (R > 0) or int(pieces) < 1:
-        raise ValueError(f"R must be positive and pieces >= 1, got R={R}, pieces={pieces}")
-    pieces = int(pieces)
+    R = check_number(R, "R", low=0.0, low_open=True)
+    pieces = check_positive_int(pieces, "pieces")
     layers, Rx, Rl = _logit_layer(X, float(forward.alpha(t)), float(forward.sigma2(t)))
     Rc = Rl.clone()                                        # candidates for the max: the logits
     while Rc.shape[0] > 1:

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validate import check_tensor, check_time_type
 from ..laws import forward
 
 
@@ -220,10 +221,11 @@ class DiT(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """eps(x, t): x (B, C, S, S), t (B,) or scalar (> 0) -> (B, C, S, S)."""
         cfg = self.cfg
+        check_tensor(x, "x", shape_text=f"(B, {cfg.channels}, {cfg.image_size}, {cfg.image_size})")
         if x.ndim != 4 or tuple(x.shape[1:]) != (cfg.channels, cfg.image_size, cfg.image_size):
             raise ValueError(f"x must have shape (B, {cfg.channels}, {cfg.image_size}, {cfg.image_size}), "
                              f"got {tuple(x.shape)}")
-        t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
+        t = self._times(t, x)
         dtype = self.patch_embed.weight.dtype
         c_skip, c_out, c_in = (c.to(dtype).view(-1, 1, 1, 1)
                                for c in preconditioning(t, cfg.precondition, cfg.data_std))
@@ -237,5 +239,19 @@ class DiT(nn.Module):
 
     def score(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """s(x, t) = -eps(x, t) / sigma_t, in the dtype of ``x`` (a score_fn for theory.evaluation.samplers)."""
-        t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
-        return forward.score_from_eps(self(x, t).to(x.dtype), t.to(torch.float64))
+        check_tensor(x, "x", shape_text=f"(B, {self.cfg.channels}, {self.cfg.image_size}, {self.cfg.image_size})")
+        t = self._times(t, x)
+        eps = self(x, t).to(x.dtype)
+        return forward._score_from_eps(eps, forward.coefficients(t.to(torch.float64), allow_zero=False))
+
+    @staticmethod
+    def _times(t, x: torch.Tensor) -> torch.Tensor:
+        """t (a number, or a scalar or (B,) tensor on x's device; its values are checked where the
+        coefficients are made) as a (B,) tensor, keeping a tensor's dtype."""
+        check_time_type(t)
+        if isinstance(t, torch.Tensor) and t.device != x.device:
+            raise ValueError(f"t is on {t.device}, x on {x.device}; move it explicitly")
+        t = torch.as_tensor(t, device=x.device).reshape(-1)
+        if t.shape[0] not in (1, x.shape[0]):
+            raise ValueError(f"t must be a scalar or have shape ({x.shape[0]},), got {tuple(t.shape)}")
+        return t.expand(x.shape[0])

@@ -18,6 +18,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .._validate import check_int
+
 
 def per_member(value, members: int, name: str) -> list:
     """``value`` broadcast to one entry per ensemble member: a list, tuple or 1-D tensor must have
@@ -37,7 +39,7 @@ def member_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     """One CPU generator per ensemble member, seeded with ``seeds[e]``."""
     if len(seeds) == 0:
         raise ValueError("seeds must name at least one ensemble member")
-    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+    return [torch.Generator().manual_seed(check_int(s, "seeds")) for s in seeds]
 
 
 class StackedLinear(nn.Module):

@@ -27,8 +27,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .._validate import (as_tensor, check_choice, check_finite, check_generator, check_number, check_positive_int)
 from ..estimators.estimate import RunningMoments
-from ..training.image import denoising_loss, normalised_times
+from ..training.image import _check_images, _denoising_loss, normalised_times
 
 
 TIME_LAWS = {"small": (0.8, 2.0), "uniform": (1.0, 1.0), "large": (2.0, 0.8)}
@@ -49,9 +50,11 @@ def get_head_mask(model: nn.Module) -> torch.Tensor:
 
 
 def set_head_mask(model: nn.Module, mask: torch.Tensor) -> None:
-    """Write a (depth, heads) mask into the gates (permanently; see ``masked_heads`` for a temporary one)."""
+    """Write a (depth, heads) mask into the gates (permanently; see ``masked_heads`` for a temporary one).
+    ``mask``: a tensor, array or list of finite gates (1 keeps a head, 0 removes it)."""
     gates = gate_buffers(model)
     shape = (len(gates), gates[0].numel())
+    mask = check_finite(as_tensor(mask, "mask"), "mask")
     if tuple(mask.shape) != shape:
         raise ValueError(f"mask must have shape {shape}, got {tuple(mask.shape)}")
     with torch.no_grad():
@@ -64,6 +67,7 @@ def masked_heads(model: nn.Module, mask: torch.Tensor):
     """``with masked_heads(model, mask): ...`` runs the block with ``mask`` multiplied into the current
     gates (so an already-pruned head stays pruned) and restores the previous gates exactly afterwards."""
     saved = get_head_mask(model)
+    mask = check_finite(as_tensor(mask, "mask"), "mask")
     try:
         set_head_mask(model, saved * mask.to(saved))
         yield model
@@ -79,10 +83,11 @@ def single_head_mask(shape: tuple[int, int], layer: int, head: int, *, device=No
 
 
 class HeadImportance(NamedTuple):
-    """Per-head importance (depth, heads): mean, its standard error, and the number of samples."""
+    """Per-head importance (depth, heads): mean, its standard error, and the number of samples per head.
+    ``stderr`` is None when n < 2 (``method="taylor"`` with ``draws=1``: one draw has no standard error)."""
 
     mean: torch.Tensor
-    stderr: torch.Tensor
+    stderr: torch.Tensor | None
     n: int
 
 
@@ -93,13 +98,14 @@ def head_importance(model: nn.Module, images: torch.Tensor, *, draws: int, batch
     ``batch_size`` training images (drawn with replacement), each with its own t ~ t(Beta(a, b)) and noise,
     the same for every head (common random numbers). ``method``: ``ablation`` (exact loss increase when
     the head is masked, one forward per head) or ``taylor`` (first-order, -dL/dg, one backward per batch;
-    its standard error is over batches). Heads already masked score 0."""
-    if method not in ("ablation", "taylor"):
-        raise ValueError(f"method must be 'ablation' or 'taylor', got {method!r}")
-    if draws <= 0 or batch_size <= 0:
-        raise ValueError(f"draws and batch_size must be positive, got {draws}, {batch_size}")
+    its standard error is over batches). Heads already masked score 0. ``images`` (N, C, H, W) float and
+    finite; ``generator`` a torch.Generator."""
+    check_choice(method, "method", ("ablation", "taylor"))
+    draws, batch_size = check_positive_int(draws, "draws"), check_positive_int(batch_size, "batch_size")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     device = next(model.parameters()).device
-    images = images.to(device)
+    images = _check_images(images).to(device)
     base_mask = get_head_mask(model)
     L, H = base_mask.shape
     moments = [[RunningMoments() for _ in range(H)] for _ in range(L)]
@@ -113,21 +119,21 @@ def head_importance(model: nn.Module, images: torch.Tensor, *, draws: int, batch
             noise = torch.randn(x0.shape, generator=generator, device=generator.device, dtype=x0.dtype).to(device)
             if method == "ablation":
                 with torch.no_grad():
-                    base = denoising_loss(model, x0, t, noise).double()
+                    base = _denoising_loss(model, x0, t, noise).double()
                     for l in range(L):
                         for h in range(H):
                             if base_mask[l, h] == 0:
                                 moments[l][h].update(torch.zeros(1))
                                 continue
                             with masked_heads(model, single_head_mask((L, H), l, h, device=device)):
-                                masked = denoising_loss(model, x0, t, noise).double()
+                                masked = _denoising_loss(model, x0, t, noise).double()
                             moments[l][h].update(masked - base)
             else:
                 gates = gate_buffers(model)
                 for g in gates:
                     g.requires_grad_(True)
                 try:
-                    loss = denoising_loss(model, x0, t, noise).mean()
+                    loss = _denoising_loss(model, x0, t, noise).mean()
                     grads = torch.autograd.grad(loss, gates)
                 finally:
                     for g in gates:
@@ -137,16 +143,17 @@ def head_importance(model: nn.Module, images: torch.Tensor, *, draws: int, batch
                         moments[l][h].update(-grads[l][h].double() * base_mask[l, h].double())
     finally:
         model.train(was_training)
-    est = [[m.estimate() for m in row] for row in moments]
-    mean = torch.tensor([[e.mean for e in row] for row in est], dtype=torch.float64)
-    stderr = torch.tensor([[e.stderr for e in row] for row in est], dtype=torch.float64)
-    return HeadImportance(mean, stderr, est[0][0].n)
+    n = moments[0][0].n
+    mean = torch.tensor([[m.mean for m in row] for row in moments], dtype=torch.float64)
+    if n < 2:
+        return HeadImportance(mean, None, n)
+    stderr = torch.tensor([[m.estimate().stderr for m in row] for row in moments], dtype=torch.float64)
+    return HeadImportance(mean, stderr, n)
 
 
 def pruned_count(total: int, ratio: float) -> int:
     """Number of heads to remove: round(ratio * total) (at least 0, at most total)."""
-    if not 0 <= ratio <= 1:
-        raise ValueError(f"ratio must be in [0, 1], got {ratio}")
+    ratio = check_number(ratio, "ratio", low=0.0, high=1.0)
     return int(round(ratio * total))
 
 
@@ -155,9 +162,13 @@ def prune_mask(importance: torch.Tensor, ratio: float, *, which: str = "least",
     """Algorithm 1's mask: zeros at the round(ratio * #heads) heads of least (``which='least'``, the
     paper) or most (``'most'``, an ablation) importance, ties broken by position. Heads with ``keep == 0``
     (already pruned) are never counted among the candidates."""
-    if which not in ("least", "most"):
-        raise ValueError(f"which must be 'least' or 'most', got {which!r}")
+    check_choice(which, "which", ("least", "most"))
+    importance = check_finite(as_tensor(importance, "importance"), "importance")
     flat = importance.reshape(-1).to(torch.float64)
+    if keep is not None:
+        keep = check_finite(as_tensor(keep, "keep", device=flat.device), "keep")
+        if keep.numel() != flat.numel():
+            raise ValueError(f"keep must have the shape of importance {tuple(importance.shape)}, got {tuple(keep.shape)}")
     live = torch.ones_like(flat, dtype=torch.bool) if keep is None else keep.reshape(-1).to(flat.device) != 0
     count = pruned_count(int(live.sum()), ratio)
     key = torch.where(live, flat if which == "least" else -flat, torch.full_like(flat, torch.inf))
@@ -195,6 +206,10 @@ def importance_gap(importance: HeadImportance, ratio: float, *, which: str = "le
 
 def random_prune_mask(shape: tuple[int, int], ratio: float, generator: torch.Generator) -> torch.Tensor:
     """Random pruning baseline: zeros at round(ratio * #heads) heads drawn uniformly without replacement."""
+    shape = tuple(check_positive_int(s, "shape") for s in shape)
+    if len(shape) != 2:
+        raise ValueError(f"shape must be (depth, heads), got {shape}")
+    check_generator(generator, "generator", "cpu")
     total = shape[0] * shape[1]
     mask = torch.ones(total)
     mask[torch.randperm(total, generator=generator)[:pruned_count(total, ratio)]] = 0.0

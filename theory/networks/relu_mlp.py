@@ -22,11 +22,13 @@ ensemble train seeds x widths at once.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from .._validate import as_time, check_dtype, check_int, check_number, check_positive_int, check_tensor
 from .ensemble import StackedLinear, member_generators, nonzero_parameters_per_member
 
 
@@ -73,10 +75,16 @@ class ReLUMLP(nn.Module):
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         if isinstance(depth, bool) or not isinstance(depth, int) or depth <= 0:
             raise ValueError(f"depth must be a positive integer, got {depth!r}")
-        seeds = [int(s) for s in seeds]
+        seeds = [check_int(s, "seeds") for s in seeds]
         if not seeds:
             raise ValueError("seeds must name at least one ensemble member")
-        widths = [widths] * len(seeds) if isinstance(widths, int) else [int(w) for w in widths]
+        if isinstance(widths, (str, bytes)) or not (isinstance(widths, numbers.Integral) or hasattr(widths, "__len__")):
+            raise ValueError(f"widths must be a positive int or {len(seeds)} positive ints (one per seed), "
+                             f"got {widths!r}")
+        widths = [widths] * len(seeds) if isinstance(widths, numbers.Integral) else list(widths)
+        widths = [check_positive_int(w, "widths") for w in widths]
+        out_scale = check_number(out_scale, "out_scale", low=0.0)
+        check_dtype(dtype)
         if len(widths) != len(seeds) or any(w <= 0 for w in widths):
             raise ValueError(f"widths must be a positive int or {len(seeds)} positive ints (one per seed), "
                              f"got {widths}")
@@ -107,6 +115,7 @@ class ReLUMLP(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor | float | None = None) -> torch.Tensor:
         """f_e(x) (or f_e(x, t)) for every member: x is (B, d) (shared by all members) or (E, B, d);
         t (time-conditioned nets only) is a number, (B,) or (E, B). Returns (E, B, d)."""
+        check_tensor(x, "x", shape_text=f"(B, {self.dim}) or ({self.members}, B, {self.dim})")
         if x.ndim == 2:
             x = x.unsqueeze(0).expand(self.members, -1, -1)
         if x.ndim != 3 or x.shape[0] != self.members or x.shape[2] != self.dim:
@@ -115,7 +124,7 @@ class ReLUMLP(nn.Module):
         if self.time_input:
             if t is None:
                 raise ValueError("t is required: this network takes (x, t)")
-            tt = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+            tt = as_time(t, "t", dtype=x.dtype, device=x.device)
             tt = tt.expand(x.shape[:2]) if tt.ndim < 2 else tt
             if tt.shape != x.shape[:2]:
                 raise ValueError(f"t must be a number, (B,) or (E, B), got shape {tuple(tt.shape)}")

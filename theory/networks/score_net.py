@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._validate import check_positive_int
+from .._validate import as_time, check_dtype, check_int, check_number, check_positive_int, check_tensor
 from ..laws import forward
 from .ensemble import StackedLinear, member_generators, parameters_per_member
 
@@ -50,6 +50,8 @@ def width_for_budget(dim: int, budget: int, depth: int = DEFAULT_DEPTH,
     """The width w >= 1 whose exact count P(d, w, D, F) is closest to ``budget`` (solves the quadratic
     2 D w^2 + (2d + 2F + 1 + 2D) w + d = budget, then checks the neighbouring integers)."""
     check_positive_int(budget, "budget")
+    dim, depth = check_positive_int(dim, "dim"), check_positive_int(depth, "depth")
+    frequencies = check_positive_int(frequencies, "frequencies")
     a = 2 * depth
     b = 2 * dim + 2 * frequencies + 1 + 2 * depth
     c = dim - budget
@@ -72,10 +74,9 @@ class ScoreNet(nn.Module):
         self.dim, self.width = check_positive_int(dim, "dim"), check_positive_int(width, "width")
         self.depth = check_positive_int(depth, "depth")
         self.frequencies = check_positive_int(frequencies, "frequencies")
-        if not (data_variance > 0 and math.isfinite(data_variance)):
-            raise ValueError(f"data_variance must be positive and finite, got {data_variance}")
-        self.data_variance = float(data_variance)
-        self.seeds = tuple(int(s) for s in seeds)
+        self.data_variance = check_number(data_variance, "data_variance", low=0.0, low_open=True)
+        check_dtype(dtype)
+        self.seeds = tuple(check_int(s, "seeds") for s in seeds)
         gens = member_generators(self.seeds)
         self.members = len(gens)
         self.register_buffer("omega", torch.logspace(math.log10(0.1), math.log10(10.0), frequencies,
@@ -92,7 +93,7 @@ class ScoreNet(nn.Module):
         return parameters_per_member(self)
 
     def _times(self, t, B: int, like: torch.Tensor) -> torch.Tensor:
-        t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+        t = as_time(t, "t", dtype=like.dtype, device=like.device)
         if t.ndim == 0:
             t = t.expand(B)
         if t.ndim == 1:
@@ -107,12 +108,13 @@ class ScoreNet(nn.Module):
         return self._eps(x, self._coefficients(x, t))
 
     def _coefficients(self, x: torch.Tensor, t) -> forward.TimeCoefficients:
+        check_tensor(x, "x", shape_text=f"({self.members}, B, {self.dim})")
         if x.ndim != 3 or x.shape[0] != self.members or x.shape[2] != self.dim:
             raise ValueError(f"x must have shape ({self.members}, B, {self.dim}), got {tuple(x.shape)}")
         return forward.coefficients(self._times(t, x.shape[1], x), allow_zero=False)
 
     def _eps(self, x: torch.Tensor, tc: forward.TimeCoefficients) -> torch.Tensor:
-        x_in = x * torch.rsqrt(forward.marginal_variance(tc, self.data_variance))[..., None]
+        x_in = x * torch.rsqrt(forward._marginal_variance(tc, self.data_variance))[..., None]
         phase = torch.log(tc.t)[..., None] * self.omega
         h = self.inp(torch.cat([x_in, torch.sin(phase), torch.cos(phase)], dim=-1))
         for first, second in self.blocks:
@@ -120,9 +122,9 @@ class ScoreNet(nn.Module):
         return self.out(F.silu(h))
 
     def score(self, x: torch.Tensor, t) -> torch.Tensor:
-        """s(x, t) = -eps^(x, t) / sigma_t, (E, B, d)."""
+        """s(x, t) = -eps^(x, t) / sigma_t, (E, B, d) (t > 0)."""
         tc = self._coefficients(x, t)
-        return forward.score_from_eps(self._eps(x, tc), tc)
+        return forward._score_from_eps(self._eps(x, tc), tc)
 
     def flat_score(self, *, dtype=torch.float64):
         """``score_fn(x, t)`` on the members' batches laid end to end: x of shape (E * B, d) (rows
@@ -134,10 +136,11 @@ class ScoreNet(nn.Module):
         E = self.members
 
         def score_fn(x: torch.Tensor, t) -> torch.Tensor:
+            check_tensor(x, "x", shape_text=f"(E * B, {self.dim})")
             if x.ndim != 2 or x.shape[0] % E != 0:
                 raise ValueError(f"x must have shape (E * B, {self.dim}) with E = {E}, got {tuple(x.shape)}")
             B = x.shape[0] // E
-            t = torch.as_tensor(t, dtype=param.dtype, device=x.device)
+            t = as_time(t, "t", dtype=param.dtype, device=x.device)
             t = t.expand(E * B) if t.ndim == 0 else t.to(param.dtype)
             out = self.score(x.to(param.dtype).reshape(E, B, self.dim), t.reshape(E, B))
             return out.reshape(E * B, self.dim).to(dtype)

@@ -38,7 +38,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import torch
 
-from .._validate import check_positive_int
+from .._validate import as_tensor, check_array, check_finite, check_number, check_positive_int, check_time_span
 from ..laws import forward
 from ..networks.ensemble import per_member
 from ..networks.score_net import ScoreNet
@@ -65,14 +65,15 @@ class ScoreTrainConfig:
     def __post_init__(self):
         check_positive_int(self.steps, "steps")
         check_positive_int(self.batch_size, "batch_size")
-        if not 0 < self.t0 < self.T:
-            raise ValueError(f"need 0 < t0 < T, got t0={self.t0}, T={self.T}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+        check_positive_int(self.warmup, "warmup", minimum=0)
+        check_positive_int(self.checkpoint_every, "checkpoint_every", minimum=0)
+        check_time_span(self.t0, self.T)
+        check_number(self.lr, "lr", low=0.0, low_open=True)
+        check_number(self.final_lr_fraction, "final_lr_fraction", low=0.0)
+        check_number(self.grad_clip, "grad_clip", low=0.0)
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        check_number(self.weight_decay, "weight_decay", low=0.0)
 
 
 class TrainResult(NamedTuple):
@@ -85,16 +86,29 @@ class TrainResult(NamedTuple):
 
 def log_uniform_times(shape: tuple, t0: float, T: float, generator: torch.Generator | None = None, *,
                       dtype=torch.float32, device=None) -> torch.Tensor:
-    """Log-uniform draws on [t0, T]: t = t0 (T / t0)^u, u ~ U(0, 1)."""
+    """Log-uniform draws on [t0, T]: t = t0 (T / t0)^u, u ~ U(0, 1); 0 < t0 < T finite."""
+    t0, T = check_time_span(t0, T)
+    return _log_uniform_times(shape, t0, T, generator, dtype, device)
+
+
+def _log_uniform_times(shape, t0: float, T: float, generator, dtype, device) -> torch.Tensor:
     u = torch.rand(shape, generator=generator, dtype=torch.float64, device=device)
     return (t0 * torch.exp(u * math.log(T / t0))).to(dtype)
 
 
-def eps_loss(net: ScoreNet, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def eps_loss(net: ScoreNet, x0, t, noise) -> torch.Tensor:
     """|eps^(X_t, t) - z|^2 per sample, (E, B), for X_t = alpha_t x0 + sigma_t z with x0, noise of shape
-    (E, B, d) and t (E, B). Equals sigma_t^2 | s(X_t, t) + z / sigma_t |^2 = sigma_t^2 x (the paper's
-    per-sample DSM loss) for s = -eps^ / sigma_t."""
-    x_t, _ = forward.add_noise(x0, t, noise)
+    (E, B, d) (finite) and t (E, B) (> 0). Equals sigma_t^2 | s(X_t, t) + z / sigma_t |^2 = sigma_t^2 x
+    (the paper's per-sample DSM loss) for s = -eps^ / sigma_t."""
+    x0 = check_array(x0, "x0", ("E", "B", "d"))
+    noise = check_array(noise, "noise", tuple(x0.shape), dtype=x0.dtype, device=x0.device)
+    t = as_tensor(t, "t", device=x0.device)
+    return _eps_loss(net, x0, t, noise)
+
+
+def _eps_loss(net: ScoreNet, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The loss of ``eps_loss`` for checked tensors (the training loop)."""
+    x_t = forward._add_noise(x0, t, noise)
     return (net(x_t, t) - noise).pow(2).sum(-1)
 
 
@@ -149,6 +163,9 @@ def _member_setup(net: ScoreNet, data: torch.Tensor, cfg: ScoreTrainConfig, n_pe
     E, d = net.members, net.dim
     param = next(net.parameters())
     device, dtype = param.device, param.dtype
+    if isinstance(data, torch.Tensor) and data.device != device:
+        raise ValueError(f"data is on {data.device}, the net on {device}; move it explicitly")
+    data = check_finite(as_tensor(data, "data", device=device), "data")
     if data.ndim == 2:
         data = data[None].expand(E, *data.shape)
     if data.ndim != 3 or data.shape[0] != E or data.shape[2] != d:
@@ -156,6 +173,8 @@ def _member_setup(net: ScoreNet, data: torch.Tensor, cfg: ScoreTrainConfig, n_pe
     if data.device != device:
         raise ValueError(f"data is on {data.device}, the net on {device}; move it explicitly")
     n_max = data.shape[1]
+    if n_max == 0:
+        raise ValueError(f"data is empty (shape {tuple(data.shape)}): need at least one training point")
     n_e = [int(v) for v in per_member(n_max if n_per_member is None else list(n_per_member), E, "n_per_member")]
     if any(not 1 <= v <= n_max for v in n_e):
         raise ValueError(f"n_per_member must lie in [1, {n_max}], got {n_e}")
@@ -178,7 +197,7 @@ def _minibatch(data: torch.Tensor, n_e: list[int], gens: list, cfg: ScoreTrainCo
     for e, g in enumerate(gens):
         u = torch.rand(B, generator=g, dtype=torch.float64, device=device)
         idx.append((u * n_e[e]).long().clamp_max(n_e[e] - 1))
-        t.append(log_uniform_times((B,), cfg.t0, cfg.T, g, dtype=dtype, device=device))
+        t.append(_log_uniform_times((B,), cfg.t0, cfg.T, g, dtype, device))
         z.append(torch.randn(B, d, generator=g, dtype=dtype, device=device))
     rows = torch.arange(E, device=device)[:, None]
     return data[rows, torch.stack(idx)], torch.stack(t), torch.stack(z)
@@ -226,12 +245,18 @@ def train(net: ScoreNet, data: torch.Tensor, cfg: ScoreTrainConfig, *, n_per_mem
     stop_after : stop after this many steps in total (to simulate an interruption in tests).
     progress : a callable ``progress(step, losses)`` called every 100 steps, or None.
     """
+    if not isinstance(net, ScoreNet):
+        raise TypeError(f"net must be a ScoreNet, got {type(net).__name__}")
+    if not isinstance(cfg, ScoreTrainConfig):
+        raise TypeError(f"cfg must be a ScoreTrainConfig, got {type(cfg).__name__}")
+    if stop_after is not None:
+        stop_after = check_positive_int(stop_after, "stop_after", minimum=0)
     data, n_e, wd, gens = _member_setup(net, data, cfg, n_per_member, weight_decay, data_seeds)
     run = _Run(net, cfg, gens, resume)
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     net.train()
     while run.step < end:
-        member_loss = eps_loss(net, *_minibatch(data, n_e, gens, cfg)).mean(dim=1)
+        member_loss = _eps_loss(net, *_minibatch(data, n_e, gens, cfg)).mean(dim=1)
         _optimiser_step(run, member_loss, wd)
         run.losses[run.step] = member_loss.detach().to(torch.float64).cpu()
         run.step += 1

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._validate import (as_tensor, check_array, check_finite, check_int, check_number, check_positive_int,
+                         check_time_span)
 from ..laws import forward
 from .schedule import learning_rate
 
@@ -42,11 +44,11 @@ VP_BETA = (0.1, 20.0)
 
 def normalised_to_time(u: torch.Tensor, t0: float, T: float, *, schedule: str = "vp") -> torch.Tensor:
     """Map normalised times u in [0, 1] to OU times in [t0, T]: ``vp`` is the DDPM time change (module
-    docstring), ``linear`` is t0 + (T - t0) u."""
-    if not 0 < t0 < T:
-        raise ValueError(f"need 0 < t0 < T, got t0={t0}, T={T}")
-    if bool(((u < 0) | (u > 1)).any()):
-        raise ValueError("u must lie in [0, 1]")
+    docstring), ``linear`` is t0 + (T - t0) u. ``u``: a tensor, array or list in [0, 1]; 0 < t0 < T finite."""
+    t0, T = check_time_span(t0, T)
+    u = as_tensor(u, "u")
+    if not bool(((u >= 0) & (u <= 1)).all()):          # NaN fails both comparisons
+        raise ValueError("u must lie in [0, 1] (finite)")
     if schedule == "linear":
         frac = u
     elif schedule == "vp":
@@ -61,25 +63,38 @@ def normalised_times(n: int, t0: float, T: float, generator: torch.Generator, *,
                      schedule: str = "vp", device=None) -> torch.Tensor:
     """n OU times: u ~ U(0, 1) (``beta=None``) or u ~ Beta(a, b) (``beta=(a, b)``), mapped by
     ``normalised_to_time``. Beta draws use a NumPy generator seeded from ``generator`` (reproducible)."""
+    check_positive_int(n, "n")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     device = device or generator.device
     if beta is None:
         u = torch.rand(n, generator=generator, dtype=torch.float64, device=generator.device)
     else:
-        a, b = beta
-        if not (a > 0 and b > 0):
-            raise ValueError(f"beta parameters must be positive, got {beta}")
+        if not isinstance(beta, (tuple, list)) or len(beta) != 2:
+            raise ValueError(f"beta must be a pair (a, b) of positive numbers, got {beta!r}")
+        a = check_number(beta[0], "beta", low=0.0, low_open=True)
+        b = check_number(beta[1], "beta", low=0.0, low_open=True)
         seed = int(torch.randint(2 ** 62, (1,), generator=generator, device=generator.device))
         u = torch.from_numpy(np.random.default_rng(seed).beta(a, b, n))
     return normalised_to_time(u.to(device=device, dtype=torch.float64), t0, T, schedule=schedule)
 
 
-def denoising_loss(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def denoising_loss(model: nn.Module, x0, t, noise) -> torch.Tensor:
     """Per-sample noise-prediction loss mean((eps(alpha_t x0 + sigma_t z, t) - z)^2), (B,), at least float32
     (module docstring: sigma_t^2 / D times the DSM loss). Pass the same ``t`` and ``noise`` to compare
-    models or masks with common random numbers."""
+    models or masks with common random numbers. ``x0`` and ``noise`` (B, C, H, W), ``t`` (B,) > 0: finite."""
+    x0 = check_array(x0, "x0", min_ndim=2)
+    noise = check_array(noise, "noise", min_ndim=2, device=x0.device)
+    t = as_tensor(t, "t", device=x0.device)
     if x0.shape != noise.shape or t.shape != (x0.shape[0],):
-        raise ValueError(f"x0 {tuple(x0.shape)}, noise {tuple(noise.shape)} and t {tuple(t.shape)} disagree")
-    x_t, _ = forward.add_noise(x0, t, noise)
+        raise ValueError(f"x0 {tuple(x0.shape)}, noise {tuple(noise.shape)} and t {tuple(t.shape)} disagree: "
+                         f"x0 and noise must have one shape (B, ...), t shape (B,)")
+    return _denoising_loss(model, x0, t, noise)
+
+
+def _denoising_loss(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The loss of ``denoising_loss`` for checked tensors (the training and pruning loops)."""
+    x_t = forward._add_noise(x0, t, noise)
     eps = model(x_t, t)
     dtype = torch.promote_types(eps.dtype, torch.float32)          # bf16 under autocast -> float32
     return (eps.to(dtype) - noise.to(dtype)).pow(2).flatten(1).mean(1)
@@ -101,6 +116,27 @@ class ImageTrainConfig:
     checkpoint_every: int = 1000
     fused: bool = False          # torch's fused AdamW kernel: the same update up to round-off, ~3x faster
                                  # optimiser step on a CPU (~8% of a 16-token DiT step)
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "checkpoint_every"):
+            check_positive_int(getattr(self, name), name)
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"warmup must be an integer >= 0, got {self.warmup!r}")
+        check_number(self.lr, "lr", low=0.0, low_open=True)
+        check_number(self.weight_decay, "weight_decay", low=0.0)
+        check_number(self.grad_clip, "grad_clip", low=0.0)
+        check_number(self.ema_decay, "ema_decay", low=0.0, high=1.0, high_open=True)
+        check_time_span(self.t0, self.T)
+
+
+def _check_images(images) -> torch.Tensor:
+    """Training images: a float tensor (N, C, H, W), N >= 1, finite (checked once, before training)."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
+        what = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be float (N, C, H, W), got {what}")
+    if images.shape[0] == 0:
+        raise ValueError(f"images is empty (shape {tuple(images.shape)}): need at least one image")
+    return check_finite(images, "images")
 
 
 @torch.no_grad()
@@ -151,7 +187,7 @@ class _Run:
         for group in self.opt.param_groups:
             group["lr"] = lr
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = denoising_loss(self.model, x0, t, noise).mean()
+            loss = _denoising_loss(self.model, x0, t, noise).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -174,8 +210,12 @@ def train_denoiser(model: nn.Module, images: torch.Tensor, cfg: ImageTrainConfig
     (default: on for CUDA). ``progress(step, loss)`` is called every 100 steps. Returns the EMA model (a
     copy of ``model`` unless ``ema`` is given) and ``{"step", "loss"}`` (the mean loss over the last <= 100
     steps run; from the resume state if none ran now)."""
-    if images.ndim != 4 or not images.is_floating_point():
-        raise ValueError(f"images must be float (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    images = _check_images(images)
+    if not isinstance(cfg, ImageTrainConfig):
+        raise TypeError(f"cfg must be an ImageTrainConfig, got {type(cfg).__name__}")
+    seed = check_int(seed, "seed")
+    if max_steps_this_call is not None:
+        max_steps_this_call = check_positive_int(max_steps_this_call, "max_steps_this_call", minimum=0)
     device = next(model.parameters()).device
     images = images.to(device)
     amp = (device.type == "cuda") if amp is None else amp

@@ -25,12 +25,12 @@ b_i = |sigma s|^2, have mean exactly R^ and standard error that of the ratio est
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
+from .._validate import check_choice, check_int, check_number, check_positive_int
 from ..laws import forward
 from ..estimators.estimate import Estimate, RunningMoments
 from ..laws.law import NoisedLaw
@@ -55,7 +55,7 @@ def normalised_output(out: torch.Tensor, x: torch.Tensor, t: torch.Tensor, param
     if parameterisation == "score":
         return out
     if parameterisation == "denoiser":
-        return -forward.eps_from_denoiser(out, x, t)
+        return -forward._eps_from_denoiser(out, x, forward._coefficients(t, x))
     raise ValueError(f"parameterisation must be one of {PARAMETERISATIONS}, got {parameterisation!r}")
 
 
@@ -76,14 +76,12 @@ class RegressionConfig:
     def __post_init__(self):
         if self.parameterisation not in PARAMETERISATIONS:
             raise ValueError(f"parameterisation must be one of {PARAMETERISATIONS}, got {self.parameterisation!r}")
-        for name in ("steps", "batch_size", "block_steps", "eval_points"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be positive and finite, got {self.lr}")
-        if self.weight_decay < 0 or self.warmup < 0:
-            raise ValueError("weight_decay and warmup must be non-negative")
+        for name in ("steps", "batch_size", "block_steps"):
+            check_positive_int(getattr(self, name), name)
+        check_positive_int(self.eval_points, "eval_points", minimum=2)      # for the standard error
+        check_number(self.lr, "lr", low=0.0, low_open=True)
+        check_number(self.weight_decay, "weight_decay", low=0.0)
+        check_positive_int(self.warmup, "warmup", minimum=0)
 
 
 @dataclass
@@ -100,6 +98,25 @@ def normalised_targets(law: NoisedLaw, t: float, m: int, generator: torch.Genera
     return x, float(forward.sigma(t)) * law.score(x, t)
 
 
+def _member_laws(net: ReLUMLP, laws, t) -> tuple[list, list]:
+    """One law (a NoisedLaw of the net's dimension) and one time t > 0 (a finite number) per member."""
+    laws = per_member(laws, net.members, "laws")
+    for law in laws:
+        if not isinstance(law, NoisedLaw):
+            raise ValueError(f"laws must be NoisedLaws (one, or one per member), got {type(law).__name__}")
+        if law.dim != net.dim:
+            raise ValueError(f"laws must live in dimension {net.dim}, got {law.dim}")
+    times = [check_number(v, "t", low=0.0, low_open=True) for v in per_member(t, net.members, "t")]
+    return laws, times
+
+
+def _seeds(seeds, members: int, name: str) -> list[int]:
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__") or len(seeds) != members:
+        n = len(seeds) if hasattr(seeds, "__len__") else seeds
+        raise ValueError(f"{name} must have one seed per member ({members}), got {n!r}")
+    return [check_int(s, name) for s in seeds]
+
+
 def fit_score(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float | Sequence[float],
               config: RegressionConfig, data_seeds: Sequence[int]) -> FitResult:
     """Train every member of ``net`` (in place) to sigma_t * score of its law at its t, then measure its
@@ -110,15 +127,10 @@ def fit_score(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float | Se
     ``data_seeds[e] + 1_000_003``, so a member's run depends only on its own seeds, law, t and width.
     """
     E = net.members
-    laws = per_member(laws, E, "laws")
-    times = [float(v) for v in per_member(t, E, "t")]
-    if len(data_seeds) != E:
-        raise ValueError(f"data_seeds must have one seed per member ({E}), got {len(data_seeds)}")
-    for law in laws:
-        if law.dim != net.dim:
-            raise ValueError(f"laws must live in dimension {net.dim}, got {law.dim}")
-    if any(not (v > 0 and math.isfinite(v)) for v in times):
-        raise ValueError(f"t must be positive and finite, got {times}")
+    if not isinstance(config, RegressionConfig):
+        raise TypeError(f"config must be a RegressionConfig, got {type(config).__name__}")
+    laws, times = _member_laws(net, laws, t)
+    data_seeds = _seeds(data_seeds, E, "data_seeds")
     param = next(net.parameters())
     dtype, device = param.dtype, param.device
     gens = [torch.Generator(device=laws[e].device).manual_seed(int(data_seeds[e])) for e in range(E)]
@@ -159,10 +171,11 @@ def relative_error(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float
     """Relative L2 error R_e = E|f_e/sigma_t - s|^2 / E|s|^2 of each member on m points X ~ P_t of its
     law (from ``Generator().manual_seed(eval_seeds[e])``), as Estimates with delta-method stderr."""
     E = net.members
-    laws = per_member(laws, E, "laws")
-    times = [float(v) for v in per_member(t, E, "t")]
-    if len(eval_seeds) != E:
-        raise ValueError(f"eval_seeds must have one seed per member ({E}), got {len(eval_seeds)}")
+    laws, times = _member_laws(net, laws, t)
+    eval_seeds = _seeds(eval_seeds, E, "eval_seeds")
+    m = check_positive_int(m, "m", minimum=2)
+    chunk = check_positive_int(chunk, "chunk")
+    check_choice(parameterisation, "parameterisation", PARAMETERISATIONS)
     param = next(net.parameters())
     pairs = [normalised_targets(laws[e], times[e], m,
                                 torch.Generator(device=laws[e].device).manual_seed(int(eval_seeds[e])))
