@@ -436,16 +436,17 @@ def line_figure(table, x: str, xlabel: str, title: str, *, logx: bool = True, t_
     if t_star_panel and "t_star" in summ.columns and summ["t_star"].notna().any():
         times = sorted(prof["t"].unique()) if not prof.empty else [1e-3, 10.0]
         top, floor = times[-1] * 3, times[0] / 3
-        for i, r in enumerate(summ.itertuples()):
+        order = summ.assign(fails_fit=~fit_ok(summ, tol)).sort_values("fails_fit", kind="stable")  # fitted nets first
+        for i, r in enumerate(order.itertuples()):
             jitter = (1 + 0.06 * (r.seed - 1)) if logx else 0.12 * (r.seed - 1)
             xv = getattr(r, x) * jitter if logx else getattr(r, x) + jitter
             est = r.t_star if math.isfinite(r.t_star) else top
             lo = r.t_star_lo if r.t_star_lo > 0 else floor
             hi = r.t_star_hi if math.isfinite(r.t_star_hi) else top
-            colour = "C0" if fit_ok(summ.loc[[r.Index]], tol).iloc[0] else "C1"
+            colour = "C1" if r.fails_fit else "C0"
             if math.isfinite(r.t_star):
                 h = ax[5].errorbar([xv], [est], yerr=[[est - lo], [hi - est]], fmt="o", color=colour, capsize=3, ms=4)
-                handles.setdefault("crossover time t* (one per seed; bar: grid bracket, to the axis "
+                handles.setdefault("crossover time t* (one per seed, orange: failing the fit check; bar: grid bracket, to the axis "
                                    "floor where censored at the grid's first time)", h)
             else:
                 h = ax[5].plot([xv], [top], "^", color=colour, ms=7)[0]
@@ -453,7 +454,7 @@ def line_figure(table, x: str, xlabel: str, title: str, *, logx: bool = True, t_
         ax[5].axhspan(times[0], times[-1], color="0.92", zorder=0)
         ax[5].set_yscale("log")
         ax[5].set_ylabel("crossover time t*")
-        ax[5].set_title("(f) t*: smallest t from which the net is closer to the empirical score")
+        ax[5].set_title("(f) crossover time t*\n(the net follows the empirical score for t >= t*)")
     else:
         ax[5].axis("off")
 
@@ -467,5 +468,5 @@ def line_figure(table, x: str, xlabel: str, title: str, *, logx: bool = True, t_
     fig.suptitle(title + "\n" + INTERVAL_NOTE, fontsize=10)
     fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=2, fontsize=8,
                frameon=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 0.96))
+    fig.tight_layout(rect=(0, 0.15, 1, 0.96))
     return fig

@@ -243,12 +243,6 @@ def _label(r: dict) -> str:
     return " ".join(f"{k}={_value(r[k])}" for k in keys)
 
 
-def pooled_excess(rows: pd.DataFrame) -> stats.Interval:
-    """Excess memorization of a set of models pooled over their samples (sum of counts), Newcombe."""
-    return stats.proportion_difference_interval(int(rows["mem_count"].sum()), int(rows["n_generated"].sum()),
-                                                int(rows["null_count"].sum()), int(rows["n_null"].sum()))
-
-
 def _counts(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(counts, trials) of shape (k, 2): memorized and null counts per model (seed)."""
     c = rows[["mem_count", "null_count"]].to_numpy(float)
@@ -279,19 +273,21 @@ def excess_difference(high: pd.DataFrame, low: pd.DataFrame, level: float = stat
 
 
 def describe_groups(rows: pd.DataFrame, x: str) -> str:
-    """Per value of x: pooled memorization, null, excess and normalized index, with their intervals."""
+    """Per value of x: memorization and excess as means over the models (seeds) with the percentile
+    bootstrap over seeds and samples (the seed-to-seed spread counts: a pooled Wilson interval would hide
+    it), the null rate pooled over the models' true-law draws (Wilson: a bootstrap of zero counts would give
+    [0, 0]) and the normalized index of the pooled counts (Bonferroni box)."""
     parts = []
     for v, g in rows.groupby(x):
-        mem = stats.wilson_interval(int(g["mem_count"].sum()), int(g["n_generated"].sum()))
-        null = stats.wilson_interval(int(g["null_count"].sum()), int(g["n_null"].sum()))
-        exc = pooled_excess(g)
+        mem, exc = mean_rate(g, "mem_count", "n_generated"), mean_excess(g)
+        null = stats.wilson_interval(int(g["null_count"].sum()), int(g["n_null"].sum()))  # all draws of one law
         norm = normalized_index_interval(
             int(g["mem_count"].sum()), int(g["n_generated"].sum()), int(g["null_count"].sum()),
             int(g["n_null"].sum()), int(g["anchor_count"].sum()), int(g["n_anchor"].sum()))
         parts.append(f"{x}={stats.fmt(float(v), 4)} ({len(g)} models): mem {stats.fmt_interval(*mem[:3], 2)}, "
-                     f"null {stats.fmt_interval(*null[:3], 2)}, excess {stats.fmt_interval(*exc[:3], 2)}, "
-                     f"normalized {stats.fmt_interval(*norm[:3], 2)}")
-    return "; ".join(parts)
+                     f"null (pooled, Wilson) {stats.fmt_interval(*null[:3], 2)}, excess {stats.fmt_interval(*exc[:3], 2)}, "
+                     f"normalized (pooled) {stats.fmt_interval(*norm[:3], 2)}")
+    return "per value, means over models with 95% bootstrap over seeds and samples: " + "; ".join(parts)
 
 
 def describe_raw(rows: pd.DataFrame, x: str) -> str:

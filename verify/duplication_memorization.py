@@ -161,7 +161,7 @@ def plot(table, cfg: DupConfig):
     import matplotlib.pyplot as plt
 
     summ = _gmm.summaries(table)
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 6.4))
     handles = {}
     ax = axes[0]
     dist = summ[summ["copies"] == 0]
@@ -198,7 +198,7 @@ def plot(table, cfg: DupConfig):
         lo, hi = (max(iv.lo, -1.0), min(iv.hi, 2.0)) if np.isfinite(iv.estimate) else (np.nan, np.nan)
         ax.errorbar([j], [iv.estimate], yerr=[[iv.estimate - lo], [hi - iv.estimate]], fmt="o", color=f"C{j}",
                     capsize=4, ms=8)
-    ax.set_xticks(range(len(items)), [i["label"] for i in items])
+    ax.set_xticks(range(len(items)), [i["label"].replace(" + ", "\n+ ") for i in items])
     ax.set_xlim(-0.6, len(items) - 0.4)
     h = ax.axhline(0.5, color="k", ls="--")
     handles.setdefault("P = 1/2: the rule's boundary (P = 1: like its n - m distinct points, 0: like n distinct)", h)
@@ -210,7 +210,7 @@ def plot(table, cfg: DupConfig):
     ax = axes[2]
     q = _gmm.per_dim(summ, "quality_gap")
     xlab = [f"{int(r.n_distinct)}" + (f"+{int(r.copies)}" if r.copies else "") for r in summ.itertuples()]
-    order = sorted(set(xlab), key=lambda s: (("+" in s), int(s.split("+")[0])))
+    order = sorted(set(xlab), key=lambda s: (("+" in s), *(int(v) for v in s.split("+"))))
     xpos = [order.index(v) for v in xlab]
     h = ax.plot(xpos, q, "o", color="C4")[0]
     handles.setdefault("sample quality: mean log p of samples - of true draws, per dim (one dot per seed)", h)
@@ -229,5 +229,5 @@ def plot(table, cfg: DupConfig):
     fig.suptitle(f"Duplicates and memorization (d = {d}, K = {cfg.n_components}, width {w}; memsep's nets and "
                  "training); intervals: 95% bootstrap over seeds and samples of the mean over seeds")
     fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=2, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.12, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.2, 1, 0.95))
     return fig

@@ -104,9 +104,10 @@ def plot(table, cfg):
             if j == len(ns) - 1:
                 fig.colorbar(im, ax=axes[i, :].tolist())
     fig.suptitle(f"Width x weight decay (d = {int(summ['d'].iloc[0])}, K = {cfg.n_components}; memsep's nets and "
-                 f"training, not the paper's).\nCells: mean over {summ['seed'].nunique()} seed(s) with its 95% interval "
-                 "(excess: bootstrap over seeds and samples; quality: seed-normal); red hatching: fails the fit check "
-                 "(never counts as curbing memorization)", fontsize=10)
+                 f"training, not the paper's)\nCells: mean over {summ['seed'].nunique()} seed(s) [95% interval] "
+                 "(excess: bootstrap over seeds and samples; quality: seed-normal; log-likelihood: median over seeds)"
+                 "\nred hatching: some seed fails the fit check (such a cell never counts as curbing memorization)",
+                 fontsize=10)
     return fig
 
 
