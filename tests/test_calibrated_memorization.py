@@ -116,6 +116,31 @@ def test_row_builder_returns_exactly_the_documented_columns():
         _memorization.memorization_row(anchor, train, anchor=anchor, t0=1e-3)
 
 
+def test_row_builder_survives_exploded_samples_and_a_collapsed_loglik():
+    """One non-finite sample (an exploded trajectory) and a held-out log-likelihood with non-finite and very
+    low values: the row counts them, the mean quality is -inf (the fit check fails), the medians stay
+    informative, the memorized count is that of the finite samples, and the collapse flag is set."""
+    truth, train, anchor, g = _anchor(2, 32, seed=4, samples=100)
+    held = truth.sample(40, 0.0, g)
+    good = anchor.clone()
+    bad = good.clone()
+    bad[0] = math.inf
+    rows = {}
+    for name, samples, ll in (("good", good, truth.log_prob(held, 1e-3)),
+                              ("bad", bad, torch.cat([torch.full((30,), -1e9), torch.full((10,), math.nan)]))):
+        rows[name] = _memorization.memorization_row(samples, train, anchor=anchor, truth=truth, t0=1e-3,
+                                                    held_out=held, held_out_loglik=ll,
+                                                    generator=torch.Generator().manual_seed(5))
+    good, bad = rows["good"], rows["bad"]
+    assert (good["n_nonfinite"], bad["n_nonfinite"]) == (0, 1)
+    assert bad["mem_count"] == good["mem_count"] - 1 and bad["n_generated"] == good["n_generated"]
+    assert bad["quality_gap"] == -math.inf and math.isfinite(bad["quality_gap_median"])
+    assert abs(bad["quality_gap_median"] - good["quality_gap_median"]) < 0.5
+    assert not good["test_loglik_collapsed"] and bad["test_loglik_collapsed"]
+    assert bad["test_loglik_nonfinite"] == 10 and bad["test_loglik"] == pytest.approx(-1e9)
+    assert good["test_loglik_median"] == pytest.approx(good["test_loglik_true_median"])
+
+
 def test_counts_do_not_depend_on_the_tile_size():
     truth, train, anchor, g = _anchor(2, 32, seed=3, samples=120)
     null = truth.sample(150, 1e-3, g)

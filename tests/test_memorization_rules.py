@@ -67,7 +67,7 @@ class World:
         row = _memorization.memorization_row(samples, train, anchor=self.memorizer(n, seed, copies, "anchor"),
                                              truth=self.truth, held_out=self.held, held_out_loglik=loglik, t0=T0,
                                              generator=g, null_draws=4 * SAMPLES)
-        return {**row, "n": n, "seed": seed, "kind": "summary", "preset": "smoke", **columns}
+        return {**row, "n": n, "seed": seed, "copies": copies, "kind": "summary", "preset": "smoke", **columns}
 
 
 @functools.lru_cache(maxsize=None)
@@ -183,3 +183,28 @@ def test_duplicate_memorization_rule_on_realistic_tables():
     assert judge.evaluate(table("generalize")).verdict is FAILS
     blind = judge.evaluate(table("memorize", small_behaviour="generalize"))      # controls alike: not judged
     assert blind.verdict is INCONCLUSIVE and any("not judged" in c for c in blind.confounds)
+
+
+def test_duplicates_memorize_like_distinct_rule_on_realistic_tables():
+    """k = 16 distinct points memorized, n = 64 distinct generalized: a duplicated set (16 + 48 copies) that is
+    memorized sits at its k distinct points (holds); one that generalizes sits at n (does not hold); with
+    both controls generalizing the set cannot be judged."""
+    from verify import duplication_memorization
+
+    w, judge = world(8), duplication_memorization.CLAIMS[0]
+
+    def table(dup_behaviour, small_behaviour="memorize"):
+        rows = []
+        for s in (0, 1):
+            rows += [w.row(small_behaviour, 16, s, model="k", n_distinct=16, copies=0),
+                     w.row("generalize", 64, s, model="n", n_distinct=64, copies=0),
+                     w.row(dup_behaviour, 64, s, copies=48, model="dup", n_distinct=16)]
+        return pd.DataFrame(rows)
+
+    held = judge.evaluate(table("memorize"))
+    assert held.verdict is HOLDS and held.lo > 0.5, held.text
+    assert judge.evaluate(table("generalize")).verdict is FAILS
+    blind = judge.evaluate(table("memorize", small_behaviour="generalize"))      # controls alike: not judged
+    assert blind.verdict is INCONCLUSIVE and any("not judged" in c for c in blind.confounds)
+    unfit = judge.evaluate(table("memorized_but_unfit"))                          # never support
+    assert unfit.verdict is not HOLDS and any("failed the fit check" in c for c in unfit.confounds)

@@ -38,6 +38,22 @@ def test_members_depend_only_on_their_seed_and_score_is_minus_eps_over_sigma():
     assert torch.allclose(flat.float().reshape(2, 4, 3), big.score(x, t), atol=1e-6)
 
 
+def test_member_copy_evaluates_like_its_member_of_the_ensemble():
+    big = ScoreNet(3, 8, seeds=(5, 7, 9), data_variance=2.0)
+    with torch.no_grad():
+        big.out.weight.normal_(generator=torch.Generator().manual_seed(1))    # non-zero outputs
+    one = big.member(1)
+    assert one.members == 1 and one.seeds == (7,) and one.data_variance == 2.0
+    x = torch.randn(3, 5, 3, generator=torch.Generator().manual_seed(2))
+    t = torch.tensor([1e-3, 0.01, 0.1, 1.0, 5.0])
+    assert torch.allclose(one.score(x[1:2], t)[0], big.score(x, t)[1], atol=1e-6)
+    with torch.no_grad():                                                    # a copy, not a view
+        one.out.weight.zero_()
+    assert big.out.weight.abs().sum() > 0
+    with pytest.raises(ValueError, match="member"):
+        big.member(3)
+
+
 def test_bad_input_raises():
     with pytest.raises(ValueError, match="width"):
         ScoreNet(2, 0)

@@ -32,29 +32,47 @@ from .verdicts import Constant, Finding, all_of, decide_above, finding, inconclu
 
 # --------------------------------------------------------------------------------------------- columns
 MEMORIZATION_COLUMNS = (
-    # the model's samples: d1/d2 < threshold against the distinct training points
-    "n_generated", "mem_count", "mem_fraction", "mem_fraction_se", "mem_fraction_lo", "mem_fraction_hi",
+    # the model's samples: d1/d2 < threshold against the distinct training points (non-finite samples, e.g.
+    # an exploded ODE trajectory, are counted as generated and not memorized, and named in n_nonfinite)
+    "n_generated", "n_nonfinite", "mem_count", "mem_fraction", "mem_fraction_se", "mem_fraction_lo",
+    "mem_fraction_hi",
     # null: the same test on exact true-law draws at t0 (null_kind "true_law") or held-out data ("held_out")
     "null_kind", "n_null", "null_count", "mem_null", "mem_null_lo", "mem_null_hi",
     # anchor: the same sampler driven by the exact empirical score (a perfect memorizer)
     "n_anchor", "anchor_count", "mem_anchor", "mem_anchor_lo", "mem_anchor_hi",
     # excess = fraction - null (Newcombe); normalized = (fraction - null) / (anchor - null) (Bonferroni box)
     "mem_excess", "mem_excess_lo", "mem_excess_hi", "mem_normalized", "mem_normalized_lo", "mem_normalized_hi",
-    # sample quality: mean true log p_0 of the samples and of as many exact draws, and their gap
+    # sample quality: mean (and median) true log p_0 of the samples and of as many exact draws, and their gap
+    # (-inf where a sample is non-finite); the fit check reads quality_gap / d
     "sample_logp_true", "sample_logp_true_se", "ref_logp_true", "ref_logp_true_se", "quality_gap",
-    "quality_gap_se",
-    # held-out points: the model's log-likelihood (given by the pipeline), the true and the empirical law's
-    "n_test", "test_loglik", "test_loglik_se", "test_loglik_true", "test_loglik_true_se", "test_loglik_empirical",
+    "quality_gap_se", "sample_logp_true_median", "ref_logp_true_median", "quality_gap_median",
+    # held-out points: the model's log-likelihood (given by the pipeline; mean over its finite values, median,
+    # number of non-finite values, and whether it collapsed: LOGLIK_COLLAPSE), the true and the empirical law's
+    "n_test", "test_loglik", "test_loglik_se", "test_loglik_median", "test_loglik_nonfinite", "test_loglik_collapsed",
+    "test_loglik_true", "test_loglik_true_se", "test_loglik_true_median", "test_loglik_empirical",
     # protocol
     "d", "threshold", "interval_level", "mem_interval",
 )
-# the columns today's mixture pipeline writes (theory.gmm_experiment.run_group, and the runner's); the rerun
-# of the sweeps (issue 12) adds MEMORIZATION_COLUMNS through memorization_row
-SWEEP_COLUMNS = ("d", "width", "K", "n", "depth", "params", "weight_decay", "copies", "mem_fraction", "mem_fraction_se",
-                 "sample_logp_true", "sample_logp_true_se", "test_loglik", "test_loglik_se", "test_loglik_true",
-                 "test_loglik_empirical", "final_loss", "sampler", "sample_steps", "t0", "T", "train_steps",
-                 "threshold", "kind", "seed", "preset", "device", "runtime_s", "point")
 REQUIRED = ("mem_count", "n_generated", "null_count", "n_null", "anchor_count", "n_anchor", "quality_gap", "d")
+LOGLIK_COLLAPSE = 10.0   # nats per dimension: a held-out median this far below the true one (or non-finite) has
+#                          collapsed (the ODE of a memorizing net carries held-out points off the data region)
+
+
+def _log_density(law, x: torch.Tensor) -> torch.Tensor:
+    """log p_0 of each row, -inf for a non-finite row (never NaN)."""
+    out = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
+    ok = torch.isfinite(x).all(1)
+    if bool(ok.any()):
+        out[ok] = law.log_prob(x[ok].to(law.dtype), 0.0).to(torch.float64)
+    return torch.nan_to_num(out, nan=-math.inf, posinf=-math.inf)
+
+
+def _mean_se_median(v: torch.Tensor) -> tuple[float, float, float]:
+    """mean, standard error and median of v; mean -inf (se NaN) if any value is -inf."""
+    if not bool(torch.isfinite(v).all()):
+        return -math.inf, math.nan, float(v.median())
+    e = theory.RunningMoments().update(v).estimate()
+    return e.mean, e.stderr, float(v.median())
 
 
 def memorization_row(generated: torch.Tensor, train: torch.Tensor, *, anchor: torch.Tensor,
@@ -66,13 +84,22 @@ def memorization_row(generated: torch.Tensor, train: torch.Tensor, *, anchor: to
 
     generated: the model's samples (G, d); train: its training set (n, d); anchor: samples of the same
     sampler driven by the exact empirical score of ``train`` (``anchor_samples``); truth: the true law
-    (a ``theory.NoisedLaw``) or None; null: null samples, or None to draw G exact samples of ``truth`` at
-    t0 (or, without a true law, to use ``held_out``); held_out: held-out points of the true law (m, d);
-    held_out_loglik: the model's log-likelihood of ``held_out`` (m,), e.g. ``theory.likelihood.
-    ode_log_likelihood``; generator: for the true-law draws (null and quality reference); null_draws: how
-    many true-law draws make the null (default: as many as generated samples; true draws cost nothing, and
-    more of them shrink the null's share of the excess's interval)."""
+    (a ``theory.NoisedLaw``) or None; null: null samples, or None to draw ``null_draws`` exact samples of
+    ``truth`` at t0 (or, without a true law, to use ``held_out``); held_out: held-out points of the true law
+    (m, d); held_out_loglik: the model's log-likelihood of ``held_out`` (m,), e.g. ``theory.likelihood.
+    ode_log_likelihood`` (non-finite values are counted, not averaged); generator: for the true-law draws
+    (null, then the quality reference); null_draws: how many true-law draws make the null (default: as many
+    as generated samples; more of them shrink the null's share of the excess's interval).
+
+    Non-finite generated samples (an exploded trajectory) count as generated and not memorized (they are
+    replaced by a point far from every training point for the test), make the mean log-density -inf (so the
+    model fails any fit check) and are counted in ``n_nonfinite``."""
     G, d = generated.shape[0], generated.shape[1]
+    finite = torch.isfinite(generated).all(1)
+    tested = generated
+    if not bool(finite.all()):
+        far = train.abs().max() * 1e6 + 1e6
+        tested = torch.where(finite[:, None], generated, far.to(generated.dtype))
     null_kind = "given"
     if null is None:
         if truth is not None:
@@ -81,10 +108,11 @@ def memorization_row(generated: torch.Tensor, train: torch.Tensor, *, anchor: to
             null, null_kind = held_out, "held_out"
         else:
             raise ValueError("need a null: null samples, a true law or held-out data")
-    cal = calibrated_memorization(generated, train, null=null, anchor=anchor, threshold=threshold, level=level)
+    cal = calibrated_memorization(tested, train, null=null, anchor=anchor, threshold=threshold, level=level)
     nan = math.nan
     row = {
-        "n_generated": cal.n, "mem_count": cal.count, "mem_fraction": cal.fraction.estimate,
+        "n_generated": cal.n, "n_nonfinite": int((~finite).sum()), "mem_count": cal.count,
+        "mem_fraction": cal.fraction.estimate,
         "mem_fraction_se": math.sqrt(cal.fraction.estimate * (1 - cal.fraction.estimate) / cal.n),
         "mem_fraction_lo": cal.fraction.lo, "mem_fraction_hi": cal.fraction.hi,
         "null_kind": null_kind, "n_null": cal.n_null, "null_count": cal.null_count, "mem_null": cal.null.estimate,
@@ -97,24 +125,47 @@ def memorization_row(generated: torch.Tensor, train: torch.Tensor, *, anchor: to
         "d": d, "threshold": threshold, "interval_level": level, "mem_interval": "wilson",
     }
     quality = {k: nan for k in ("sample_logp_true", "sample_logp_true_se", "ref_logp_true", "ref_logp_true_se",
-                                "quality_gap", "quality_gap_se")}
+                                "quality_gap", "quality_gap_se", "sample_logp_true_median", "ref_logp_true_median",
+                                "quality_gap_median")}
     if truth is not None:
         reference = truth.sample(G, 0.0, generator)
-        q = sample_quality(generated.to(reference.dtype), truth, reference, 0.0)
-        quality = {"sample_logp_true": q.generated.mean, "sample_logp_true_se": q.generated.stderr,
-                   "ref_logp_true": q.reference.mean, "ref_logp_true_se": q.reference.stderr,
-                   "quality_gap": q.gap.mean, "quality_gap_se": q.gap.stderr}
+        if bool(finite.all()):
+            q = sample_quality(generated.to(reference.dtype), truth, reference, 0.0)
+            gen_mean, gen_se, ref_mean, ref_se = q.generated.mean, q.generated.stderr, q.reference.mean, q.reference.stderr
+        else:
+            gen_mean, gen_se = -math.inf, nan
+            ref = theory.RunningMoments().update(truth.log_prob(reference, 0.0)).estimate()
+            ref_mean, ref_se = ref.mean, ref.stderr
+        gen_median = float(_log_density(truth, generated).median())
+        ref_median = float(truth.log_prob(reference, 0.0).median())
+        quality = {"sample_logp_true": gen_mean, "sample_logp_true_se": gen_se,
+                   "ref_logp_true": ref_mean, "ref_logp_true_se": ref_se,
+                   "quality_gap": gen_mean - ref_mean, "quality_gap_se": math.hypot(gen_se, ref_se),
+                   "sample_logp_true_median": gen_median, "ref_logp_true_median": ref_median,
+                   "quality_gap_median": gen_median - ref_median}
     row.update(quality)
-    held = {"n_test": 0, "test_loglik": nan, "test_loglik_se": nan, "test_loglik_true": nan,
-            "test_loglik_true_se": nan, "test_loglik_empirical": nan}
+    held = {"n_test": 0, "test_loglik": nan, "test_loglik_se": nan, "test_loglik_median": nan,
+            "test_loglik_nonfinite": 0, "test_loglik_collapsed": False, "test_loglik_true": nan,
+            "test_loglik_true_se": nan, "test_loglik_true_median": nan, "test_loglik_empirical": nan}
     if held_out is not None:
         held["n_test"] = held_out.shape[0]
-        if held_out_loglik is not None:
-            ll = theory.RunningMoments().update(held_out_loglik).estimate()
-            held.update(test_loglik=ll.mean, test_loglik_se=ll.stderr)
         if truth is not None:
-            tl = theory.RunningMoments().update(truth.log_prob(held_out, t0)).estimate()
-            held.update(test_loglik_true=tl.mean, test_loglik_true_se=tl.stderr)
+            true_ll = truth.log_prob(held_out.to(truth.dtype), t0)
+            tl = theory.RunningMoments().update(true_ll).estimate()
+            held.update(test_loglik_true=tl.mean, test_loglik_true_se=tl.stderr,
+                        test_loglik_true_median=float(true_ll.median()))
+        if held_out_loglik is not None:
+            ll = held_out_loglik.detach().to(torch.float64).reshape(-1)
+            ok = torch.isfinite(ll)
+            held["test_loglik_nonfinite"] = int((~ok).sum())
+            if bool(ok.any()):
+                e = theory.RunningMoments().update(ll[ok]).estimate()
+                held.update(test_loglik=e.mean, test_loglik_se=e.stderr)
+            med = float(torch.nan_to_num(ll, nan=-math.inf).median())
+            held["test_loglik_median"] = med
+            ref_med = held["test_loglik_true_median"]
+            held["test_loglik_collapsed"] = bool(not math.isfinite(med) or (
+                math.isfinite(ref_med) and med < ref_med - LOGLIK_COLLAPSE * d))
         emp = theory.EmpiricalLaw(train)
         held["test_loglik_empirical"] = float(emp.log_prob(held_out.to(emp.dtype), t0).mean())
     row.update(held)
@@ -123,13 +174,10 @@ def memorization_row(generated: torch.Tensor, train: torch.Tensor, *, anchor: to
 
 def tweedie_ode_sampler(x_T: torch.Tensor, *, T: float, t0: float, steps: int) -> Callable:
     """The sampler of the mixture sweeps as a function of the score: probability-flow ODE from ``x_T`` at T
-    down to t0 (``theory.probability_flow``), then one Tweedie step x0 = (x + sigma_t0^2 s(x, t0)) / alpha_t0.
-    Returns sample(score_fn) -> (G, d)."""
+    down to t0 (``theory.probability_flow``), then one Tweedie step x0 = (x + sigma_t0^2 s(x, t0)) / alpha_t0
+    (``theory.tweedie_denoise``). Returns sample(score_fn) -> (G, d)."""
     def sample(score_fn):
-        x = theory.probability_flow(score_fn, x_T, T=T, t0=t0, steps=steps)
-        with torch.no_grad():
-            s = score_fn(x, torch.full((x.shape[0],), t0, dtype=x.dtype, device=x.device))
-            return (x + float(theory.sigma2(t0)) * s) / float(theory.alpha(t0))
+        return theory.tweedie_denoise(score_fn, theory.probability_flow(score_fn, x_T, T=T, t0=t0, steps=steps), t0)
     return sample
 
 
@@ -141,7 +189,7 @@ def anchor_samples(sampler: Callable, train: torch.Tensor) -> torch.Tensor:
 
 # --------------------------------------------------------------------------------------------- rules
 QUALITY_TOLERANCE = Constant(
-    "quality_tolerance", 0.5,
+    "quality_tolerance", 0.25,
     "fit check: a model counts only if the mean true log-density of its samples is at most this many nats "
     "per dimension below that of as many exact draws (quality_gap / d >= -tolerance)")
 MIN_EFFECT = Constant(
@@ -195,17 +243,25 @@ def _label(r: dict) -> str:
     return " ".join(f"{k}={_value(r[k])}" for k in keys)
 
 
-def pooled_excess(rows: pd.DataFrame) -> stats.Interval:
-    """Excess memorization of a set of models pooled over their samples (sum of counts), Newcombe."""
-    return stats.proportion_difference_interval(int(rows["mem_count"].sum()), int(rows["n_generated"].sum()),
-                                                int(rows["null_count"].sum()), int(rows["n_null"].sum()))
-
-
 def _counts(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(counts, trials) of shape (k, 2): memorized and null counts per model (seed)."""
     c = rows[["mem_count", "null_count"]].to_numpy(float)
     n = rows[["n_generated", "n_null"]].to_numpy(float)
     return c, n
+
+
+def mean_excess(rows: pd.DataFrame, level: float = stats.LEVEL) -> stats.Interval:
+    """Mean over models (seeds) of their excess memorization (fraction - null), with the percentile
+    bootstrap over seeds and samples."""
+    return stats.bootstrap_counts({"g": _counts(rows)}, lambda p: (p["g"][..., 0] - p["g"][..., 1]).mean(-1),
+                                  level=level)
+
+
+def mean_rate(rows: pd.DataFrame, count: str, trials: str, level: float = stats.LEVEL) -> stats.Interval:
+    """Mean over models (seeds) of count / trials (e.g. mem_count / n_generated, null_count / n_null), with the
+    percentile bootstrap over seeds and samples."""
+    c, n = rows[[count]].to_numpy(float), rows[[trials]].to_numpy(float)
+    return stats.bootstrap_counts({"g": (c, n)}, lambda p: p["g"][..., 0].mean(-1), level=level)
 
 
 def excess_difference(high: pd.DataFrame, low: pd.DataFrame, level: float = stats.LEVEL) -> stats.Interval:
@@ -217,19 +273,21 @@ def excess_difference(high: pd.DataFrame, low: pd.DataFrame, level: float = stat
 
 
 def describe_groups(rows: pd.DataFrame, x: str) -> str:
-    """Per value of x: pooled memorization, null, excess and normalized index, with their intervals."""
+    """Per value of x: memorization and excess as means over the models (seeds) with the percentile
+    bootstrap over seeds and samples (the seed-to-seed spread counts: a pooled Wilson interval would hide
+    it), the null rate pooled over the models' true-law draws (Wilson: a bootstrap of zero counts would give
+    [0, 0]) and the normalized index of the pooled counts (Bonferroni box)."""
     parts = []
     for v, g in rows.groupby(x):
-        mem = stats.wilson_interval(int(g["mem_count"].sum()), int(g["n_generated"].sum()))
-        null = stats.wilson_interval(int(g["null_count"].sum()), int(g["n_null"].sum()))
-        exc = pooled_excess(g)
+        mem, exc = mean_rate(g, "mem_count", "n_generated"), mean_excess(g)
+        null = stats.wilson_interval(int(g["null_count"].sum()), int(g["n_null"].sum()))  # all draws of one law
         norm = normalized_index_interval(
             int(g["mem_count"].sum()), int(g["n_generated"].sum()), int(g["null_count"].sum()),
             int(g["n_null"].sum()), int(g["anchor_count"].sum()), int(g["n_anchor"].sum()))
         parts.append(f"{x}={stats.fmt(float(v), 4)} ({len(g)} models): mem {stats.fmt_interval(*mem[:3], 2)}, "
-                     f"null {stats.fmt_interval(*null[:3], 2)}, excess {stats.fmt_interval(*exc[:3], 2)}, "
-                     f"normalized {stats.fmt_interval(*norm[:3], 2)}")
-    return "; ".join(parts)
+                     f"null (pooled, Wilson) {stats.fmt_interval(*null[:3], 2)}, excess {stats.fmt_interval(*exc[:3], 2)}, "
+                     f"normalized (pooled) {stats.fmt_interval(*norm[:3], 2)}")
+    return "per value, means over models with 95% bootstrap over seeds and samples: " + "; ".join(parts)
 
 
 def describe_raw(rows: pd.DataFrame, x: str) -> str:
@@ -304,22 +362,40 @@ def anchor_confounds(rows: pd.DataFrame, x: str) -> list[str]:
 
 def judge_loglik_peak(table: pd.DataFrame, x: str = "params") -> Finding:
     """Held-out log-likelihood highest at an intermediate x: min(LL_peak - LL_first, LL_peak - LL_last) with
-    the peak the best interior value (seed means), each difference at the Bonferroni level 1 - 0.05/2."""
+    the peak the best interior value, each difference's normal interval at the Bonferroni level 1 - 0.05/2.
+    LL of a model: the median over the held-out points of its ODE log-likelihood (the mean is dominated by
+    the few points a memorizing net's ODE carries off), censored below at the collapse floor (the true
+    median minus LOGLIK_COLLAPSE nats per dimension; non-finite medians too), so a collapsed model counts at
+    that floor, a conservative bound; LL of a size: the mean over its models (seeds) with the seed-to-seed
+    standard error."""
     rows, confounds = summary_rows(table)
-    statistic = f"held-out log-likelihood of the best intermediate {x} minus the better end"
-    if "test_loglik" not in rows.columns:
+    statistic = f"held-out log-likelihood (median) of the best intermediate {x} minus the better end"
+    col = "test_loglik_median" if "test_loglik_median" in rows.columns else "test_loglik"
+    if col not in rows.columns or rows[col].isna().all():
         return inconclusive(statistic, "no held-out log-likelihood column", confounds=confounds)
-    s = stats.seed_mean(rows, x, "test_loglik", "test_loglik_se" if "test_loglik_se" in rows else None)
+    v = rows[col].astype(float).replace(np.nan, -np.inf)
+    if "test_loglik_true_median" in rows.columns and rows["test_loglik_true_median"].notna().all():
+        floor = rows["test_loglik_true_median"].astype(float) - LOGLIK_COLLAPSE * rows["d"].astype(float)
+        low = v < floor
+        if low.any():
+            confounds.append(f"{int(low.sum())} of {len(rows)} models' held-out log-likelihood collapsed (median "
+                             f"below the true one by more than {LOGLIK_COLLAPSE:g} nats per dimension, or "
+                             "non-finite): counted at that floor")
+        v = np.maximum(v, floor)
+    rows = rows.assign(_ll=v)
+    s = stats.seed_mean(rows, x, "_ll")
     s = s.sort_values(x).reset_index(drop=True)
-    if len(s) < 3:
-        return inconclusive(statistic, f"need >= 3 values of {x}", confounds=confounds)
+    if len(s) < 3 or not np.isfinite(s["mean"]).all():
+        return inconclusive(statistic, f"need >= 3 values of {x} with finite held-out log-likelihoods",
+                            confounds=confounds)
     peak = int(s["mean"].iloc[1:-1].idxmax())
     level = stats.bonferroni_level(2)
-    ivs = [stats.normal_interval(s["mean"][peak] - s["mean"][end], math.hypot(s["se"][peak], s["se"][end]), level)
+    se = s["se"].fillna(math.inf)
+    ivs = [stats.normal_interval(s["mean"][peak] - s["mean"][end], math.hypot(se[peak], se[end]), level)
            for end in (0, len(s) - 1)]
     est = min(iv.estimate for iv in ivs)
     lo, hi = min(iv.lo for iv in ivs), min(iv.hi for iv in ivs)
-    text = "held-out log-likelihood (seed means): " + ", ".join(
+    text = "held-out log-likelihood, median over points, mean over seeds: " + ", ".join(
         f"{x}={stats.fmt(float(r[x]), 4)}: {r['mean']:.2f}" for _, r in s.iterrows())
     return finding(statistic, (est, lo, hi), decide_above(lo, hi, 0.0), text, interval="bonferroni_normal",
                    confounds=confounds)

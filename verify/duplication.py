@@ -281,7 +281,7 @@ def _point_closeness(dup: float, k: float, n: float) -> float:
     return abs(u - w) - abs(u - v)
 
 
-def judge_duplicate_memorization(table, *, quality_tolerance=0.5):
+def judge_duplicate_memorization(table, *, quality_tolerance=0.25):
     """Rule: for every data set of n points with m exact copies, the position of its excess memorization
     between its controls, P = (E_dup - E_n) / (E_k - E_n) (E: memorized fraction minus its null rate; k = n - m
     distinct points, n = n distinct points; P = 1: like its distinct points, P = 0: like n distinct), has its

@@ -145,7 +145,9 @@ def wilson_interval(successes: int, trials: int, level: float = 0.95) -> Interva
     scale = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / scale
     half = z / scale * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), level, "wilson")
+    lo = 0.0 if k == 0 else max(0.0, centre - half)       # exact ends at k = 0 and k = N (no round-off)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return Interval(p, lo, hi, level, "wilson")
 
 
 def proportion_difference_interval(k1: int, n1: int, k2: int, n2: int, level: float = 0.95) -> Interval:

@@ -15,6 +15,8 @@
 (c) ``memorization_index``: at time t, under X ~ P^_t (noised training points),
         A(t) = E|s_net - grad log p^_t|^2,  B(t) = E|s_net - grad log p_t|^2,  index = B / (A + B),
     so index -> 1 when the net sits on the empirical score (memorizes), -> 0 on the true score.
+(d) ``index_crossover``: the crossover time t* of the profile D(t) = B(t) - A(t) over a grid of times:
+    the smallest t from which the net is significantly closer to the empirical than to the true score.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 
 from .._validate import (call_with_context, check_array, check_callable, check_generator, check_output,
                          check_positive_int)
-from ..estimators.estimate import RunningMoments
+from ..estimators.estimate import Estimate, Interval, RunningMoments, normal_quantile
 from ..estimators.lossgap import scalar_time
 from ..laws import forward
 from ..laws.forward import ScoreFn
@@ -86,9 +88,11 @@ def ode_log_likelihood(score_fn: ScoreFn, x: torch.Tensor, *, t0: float = 1e-3, 
 
 def memorization_index(score_fn: ScoreFn, empirical, truth, t: float, m: int,
                        generator: torch.Generator | None = None, batch: int = 1024) -> dict:
-    """A(t), B(t) (each an Estimate, scaled by sigma_t^2 so they are O(1)) and index = B / (A + B) at
-    time t under X ~ P^_t (module docstring, (c)). ``empirical`` and ``truth``: laws of one dimension;
-    t > 0 a scalar; m >= 2 draws (for the standard errors); ``score_fn`` must return finite (b, d) values."""
+    """A(t), B(t) (each an Estimate, scaled by sigma_t^2 so they are O(1)), their paired difference
+    D(t) = B(t) - A(t) (an Estimate over the same draws: D > 0 means closer to the empirical score) and
+    index = B / (A + B), at time t under X ~ P^_t (module docstring, (c)). ``empirical`` and ``truth``:
+    laws of one dimension; t > 0 a scalar; m >= 2 draws (for the standard errors); ``score_fn`` must
+    return finite (b, d) values."""
     check_callable(score_fn, "score_fn")
     for law, name in ((empirical, "empirical"), (truth, "truth")):
         if not isinstance(law, NoisedLaw):
@@ -100,7 +104,7 @@ def memorization_index(score_fn: ScoreFn, empirical, truth, t: float, m: int,
     batch = check_positive_int(batch, "batch")
     check_generator(generator, "generator", empirical.device)
     s2 = float(forward.sigma2(t))
-    acc_a, acc_b = RunningMoments(), RunningMoments()
+    acc_a, acc_b, acc_d = RunningMoments(), RunningMoments(), RunningMoments()
     done = 0
     while done < m:
         b = min(batch, m - done)
@@ -108,8 +112,49 @@ def memorization_index(score_fn: ScoreFn, empirical, truth, t: float, m: int,
         tt = torch.full((b,), t, dtype=x.dtype, device=x.device)
         with torch.no_grad():
             s = check_output(call_with_context(score_fn, "score_fn", "", x, tt), "score_fn", x.shape)
-        acc_a.update(s2 * (s - empirical.score(x, t)).pow(2).sum(1))
-        acc_b.update(s2 * (s - truth.score(x, t)).pow(2).sum(1))
+        a_ = s2 * (s - empirical.score(x, t)).pow(2).sum(1)
+        b_ = s2 * (s - truth.score(x, t)).pow(2).sum(1)
+        acc_a.update(a_)
+        acc_b.update(b_)
+        acc_d.update(b_ - a_)
         done += b
     a, bb = acc_a.estimate(), acc_b.estimate()
-    return {"to_empirical": a, "to_true": bb, "index": bb.mean / max(a.mean + bb.mean, 1e-300)}
+    return {"to_empirical": a, "to_true": bb, "difference": acc_d.estimate(),
+            "index": bb.mean / max(a.mean + bb.mean, 1e-300)}
+
+
+def index_crossover(times, difference: list[Estimate], level: float = 0.95) -> Interval:
+    """The crossover time t* of a memorization-index profile, with its bracket.
+
+    ``times``: increasing grid t_1 < ... < t_m; ``difference``: D(t_i) = B(t_i) - A(t_i) with standard
+    errors s_i (``memorization_index``'s "difference": distance to the true score minus distance to the
+    empirical score, so D > 0 means the net is closer to the empirical score). With z the normal quantile
+    of ``level`` (1.96 at 95%), time i is *empirical* if D_i > z s_i and *true* if D_i < -z s_i.
+
+    * t* is the smallest time from which the net follows the empirical score: i* = the first empirical
+      index. None: t* = +inf with bracket [t_m, inf) (never significantly closer to the empirical score).
+    * bracket [lo, hi] = [t_j, t_i*], j the last *true* index below i* (lo = 0 if there is none: t* is
+      censored at the grid floor, t* <= t_i*). The times in between are undecided at ``level``.
+    * estimate: the zero of D interpolated linearly in log t between the last grid time below i* with
+      D_k <= 0 and the next one; t_1 if D > 0 at every time up to i* (then lo = 0).
+
+    Returns an ``Interval`` (estimate, lo, hi, level, "grid_bracket")."""
+    t = [float(v) for v in times]
+    if len(t) != len(difference) or len(t) < 2 or any(b <= a for a, b in zip(t, t[1:])) or t[0] <= 0:
+        raise ValueError("need >= 2 increasing positive times, one difference Estimate per time")
+    z = normal_quantile(level)
+    d = [float(e.mean) for e in difference]
+    s = [float(e.stderr) for e in difference]
+    emp = [di > z * si for di, si in zip(d, s)]
+    if not any(emp):
+        return Interval(math.inf, t[-1], math.inf, level, "grid_bracket")
+    i = emp.index(True)
+    true_below = [j for j in range(i) if d[j] < -z * s[j]]
+    lo = t[true_below[-1]] if true_below else 0.0
+    nonpos = [k for k in range(i) if d[k] <= 0]
+    if not nonpos:
+        return Interval(t[0], lo, t[i], level, "grid_bracket")
+    k = nonpos[-1]
+    frac = -d[k] / (d[k + 1] - d[k])          # d[k] <= 0 < d[k + 1]
+    est = math.exp(math.log(t[k]) + frac * (math.log(t[k + 1]) - math.log(t[k])))
+    return Interval(est, lo, t[i], level, "grid_bracket")

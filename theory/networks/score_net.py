@@ -126,6 +126,20 @@ class ScoreNet(nn.Module):
         tc = self._coefficients(x, t)
         return forward._score_from_eps(self._eps(x, tc), tc)
 
+    def member(self, e: int) -> "ScoreNet":
+        """A one-member ``ScoreNet`` holding a copy of member e's weights (same architecture, seed and input
+        scaling): evaluating it costs 1/E of the ensemble, and its outputs equal member e's (to round-off)."""
+        if not 0 <= int(e) < self.members:
+            raise ValueError(f"member index must be in [0, {self.members}), got {e}")
+        param = next(self.parameters())
+        one = ScoreNet(self.dim, self.width, self.depth, seeds=[self.seeds[e]], frequencies=self.frequencies,
+                       data_variance=self.data_variance, dtype=param.dtype).to(param.device)
+        with torch.no_grad():
+            for (name, mine), (_, theirs) in zip(self.named_parameters(), one.named_parameters()):
+                theirs.copy_(mine[e:e + 1])
+        one.train(self.training)
+        return one
+
     def flat_score(self, *, dtype=torch.float64):
         """``score_fn(x, t)`` on the members' batches laid end to end: x of shape (E * B, d) (rows
         e*B .. (e+1)*B - 1 belong to member e), t a scalar or (E * B,); returns (E * B, d) in ``dtype``.
