@@ -194,8 +194,9 @@ def test_duplicate_width_rule_three_verdicts():
     # a 32-point control censored above the grid is a bound, not dropped: it still separates the controls
     partly = claim.evaluate(_duplicate_rows(11.0, censored_seeds=(0,)))
     assert partly.verdict is HOLDS and any("censored above" in c for c in partly.confounds)
-    # all three censored: the control's mean is only bounded below, the contrast is not identified
-    assert claim.evaluate(_duplicate_rows(11.0, censored_seeds=(0, 1, 2))).verdict is INCONCLUSIVE
+    # all three censored: the control's mean is only bounded below, the contrast one-sided (still below 0)
+    every = claim.evaluate(_duplicate_rows(11.0, censored_seeds=(0, 1, 2)))
+    assert every.verdict is HOLDS and every.value == -math.inf and every.hi < 0
     blind = claim.evaluate(_duplicate_rows(11.0, n_star=10.0))             # controls alike: not judged
     assert blind.verdict is INCONCLUSIVE and any("not judged" in c for c in blind.confounds)
 

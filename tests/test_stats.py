@@ -185,3 +185,25 @@ def test_censored_fit_mirrors_and_refuses_what_the_data_cannot_identify():
     lone = stats.censored_loglog_fit([1, 2, 4, 8, 16], [1, 2.1, 3.9, 100, 100], [1, 2.1, 3.9, math.inf, math.inf])
     exact_only = stats.loglog_fit([1, 2, 4], [1, 2.1, 3.9])
     assert lone.estimate > exact_only.slope + 0.5 and lone.lo < lone.estimate < lone.hi   # bounds push the slope up
+
+
+def test_censored_fit_is_one_sided_where_only_bounds_follow_the_exact_values():
+    """Exact widths at the smallest n only, every larger n censored above the grid (what a width search
+    gives when the step budget runs out): the slope runs off to +inf and only its lower bound is finite,
+    where the profile likelihood has dropped by the cut-off below its limit; mirrored data mirror it."""
+    x = [8, 8, 16, 16, 32, 32]
+    lo, hi = [17.4, 22.6, 128, 128, 128, 128], [17.4, 22.6, math.inf, math.inf, math.inf, math.inf]
+    up = stats.censored_loglog_fit(x, lo, hi)
+    assert up.estimate == math.inf and up.hi == math.inf and up.n_exact == 2 and up.n_right == 4
+    assert 0.5 < up.lo < math.log(128 / 22.6) / math.log(2)      # below the slope the bounds alone demand
+    down = stats.censored_loglog_fit(x, 1 / np.array(hi), 1 / np.array(lo))
+    assert down.estimate == -math.inf and down.hi == pytest.approx(-up.lo, rel=1e-3)
+    rng = np.random.default_rng(7)
+    xs = np.repeat([8.0, 16.0, 32.0, 64.0], 3)
+    cover, one_sided = [], 0
+    for _ in range(40):
+        y = np.exp(1.0 + np.log(xs) + 0.3 * rng.standard_normal(xs.size))
+        fit = stats.censored_loglog_fit(xs, *_censor(y, above=30.0))
+        one_sided += math.isinf(fit.estimate)
+        cover.append(fit.lo <= 1.0 <= fit.hi)
+    assert one_sided >= 10 and np.mean(cover) >= 0.85

@@ -112,7 +112,7 @@ def test_paper_preset_runs_at_smoke_size_and_the_cost_model_bounds_the_work(modu
                                     eval_points=32)
     point = module.grid(small)[0]
     rows = module.run_point(point, small, "cpu")
-    assert set(module.COLUMNS) - set(runner.RUNNER_COLUMNS) <= set().union(*rows)
+    assert set(module.COLUMNS) - set(runner.RUNNER_COLUMNS) <= set().union(*rows) | set(point)
     import pandas as pd
 
     done = width_vs_n.table_macs(pd.DataFrame(rows), small)

@@ -308,8 +308,10 @@ def censored_normal_fit(X, lower, upper, coef: int = 1, level: float = LEVEL) ->
     censoring 2 (l_max - l_p) = m log(1 + T^2/(m - p)) with T the least-squares t-statistic, so the interval
     is then exactly the t-interval; with censoring it is the usual likelihood-ratio interval with that
     small-sample cut-off (its coverage is checked by simulation in the tests). The fit needs at least p + 1
-    exact values (otherwise the likelihood is unbounded as s -> 0): with fewer, or fewer than p + 1 rows, the
-    estimate is NaN and the interval unbounded."""
+    exact values identifying every coefficient (otherwise the likelihood is unbounded as s -> 0 or as the
+    coefficient runs off): where the exact values identify only the other coefficients (e.g. exact values at
+    one x, bounds at the others) the estimate is +-inf with a one-sided interval (``_one_sided_fit``);
+    otherwise, or with fewer than p + 1 rows, the estimate is NaN and the interval unbounded."""
     X = np.atleast_2d(np.asarray(X, float))
     lower, upper = np.asarray(lower, float).reshape(-1), np.asarray(upper, float).reshape(-1)
     if X.shape[0] != lower.size or lower.size != upper.size:
@@ -324,7 +326,11 @@ def censored_normal_fit(X, lower, upper, coef: int = 1, level: float = LEVEL) ->
     left = ~exact & np.isinf(lower)
     counts = (m, int(exact.sum()), int(right.sum()), int(left.sum()), int((~exact & ~right & ~left).sum()))
     nan = CensoredFit(math.nan, -math.inf, math.inf, (math.nan,) * p, math.nan, math.nan, *counts)
-    if m < p + 1 or counts[1] < p + 1 or np.linalg.matrix_rank(X[exact]) < p:
+    if m < p + 1 or counts[1] < p:
+        return nan
+    if np.linalg.matrix_rank(X[exact]) < p:
+        return _one_sided_fit(X, lower, upper, exact, coef, level, counts) or nan
+    if counts[1] < p + 1:
         return nan
     z = np.where(exact, lower, 0.0)
     pseudo = np.where(exact, lower, np.where(right, lower, np.where(left, upper, 0.5 * (lower + upper))))
@@ -375,6 +381,54 @@ def censored_normal_fit(X, lower, upper, coef: int = 1, level: float = LEVEL) ->
         bounds.append(float(scipy.optimize.brentq(lambda v: deviance(v) - cut, min(inner, found), max(inner, found),
                                                   xtol=1e-4 * wald)))
     return CensoredFit(est, bounds[0], bounds[1], tuple(float(v) for v in beta), float(1.0 / tau), ll_max, *counts)
+
+
+def _one_sided_fit(X, lower, upper, exact, coef: int, level: float, counts: tuple) -> CensoredFit | None:
+    """The fit when the exact values cannot identify coefficient ``coef`` but do identify the others (e.g.
+    exact values at one x only, bounds elsewhere): the likelihood then rises towards beta_coef = +inf or
+    -inf, the estimate is that infinity and the interval is one-sided, {v : 2 (l_sup - l_p(v)) <= cut}
+    with l_sup the profile's limit (taken at |v| = 1e3) and the cut-off of ``censored_normal_fit``. None
+    where the other coefficients are not identified either."""
+    m, p = X.shape
+    others = [j for j in range(p) if j != coef]
+    Xo, xc = X[:, others], X[:, coef]
+    if int(exact.sum()) < p or (others and np.linalg.matrix_rank(X[exact][:, others]) < p - 1):
+        return None
+    if np.ptp(xc) == 0:
+        return None
+    zo = np.where(exact, lower, np.where(np.isfinite(lower), lower, upper))
+    start = (np.linalg.lstsq(Xo[exact], zo[exact], rcond=None)[0] if others else np.zeros(0), 1.0)
+
+    def profile(v):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            g, t, ll = _CensoredLikelihood(Xo, lower, upper, exact, xc * v).maximise(*start)
+        return ll, g, t
+
+    big = 1e3
+    lls = {sign: profile(sign * big) for sign in (-1.0, 1.0)}
+    sign = max(lls, key=lambda k: lls[k][0])
+    ll_sup, g, t = lls[sign]
+    if not np.isfinite(ll_sup):
+        return None
+    q = float(scipy.stats.t.ppf(0.5 + level / 2, m - p))
+    cut = m * math.log1p(q * q / (m - p))
+    inner, bound = sign * big, None
+    for v in sign * big - sign * 0.01 * 2.0 ** np.arange(0, 19):        # walk back towards and past 0
+        if 2.0 * (ll_sup - profile(float(v))[0]) > cut:
+            bound = float(v)
+            break
+        inner = float(v)
+    if bound is None:
+        edge = -sign * math.inf
+    else:
+        edge = float(scipy.optimize.brentq(lambda v: 2.0 * (ll_sup - profile(v)[0]) - cut, min(inner, bound),
+                                           max(inner, bound), xtol=1e-4))
+    lo, hi = (edge, math.inf) if sign > 0 else (-math.inf, edge)
+    coefs = [math.nan] * p
+    for j, value in zip(others, g / t):
+        coefs[j] = float(value)
+    coefs[coef] = sign * math.inf
+    return CensoredFit(sign * math.inf, lo, hi, tuple(coefs), float(1.0 / t), float(ll_sup), *counts)
 
 
 def log_bounds(y_lo, y_hi):
