@@ -7,7 +7,7 @@ import torch
 
 import theory
 from theory.networks.construction import (construction_parameters, empirical_score_network, interpolation_error,
-                                 score_error_bound)
+                                          layer_widths, score_error_bound)
 
 
 def _data(n, d=2, seed=1):
@@ -71,3 +71,9 @@ def test_parameters_from_tolerance_and_errors():
         empirical_score_network(torch.zeros(0, 2), 0.1, tolerance=0.1)
     with pytest.raises(ValueError, match="t must"):
         empirical_score_network(_data(4), 0.0, tolerance=0.1)
+
+
+@pytest.mark.parametrize("n,pieces", [(1, 3), (5, 2), (8, 4), (13, 1)])
+def test_layer_widths_match_the_built_network(n, pieces):
+    net = empirical_score_network(_data(n), 0.1, R=4.0, pieces=pieces)
+    assert layer_widths(n, 2, pieces) == net.widths

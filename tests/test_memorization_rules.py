@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import theory
-from verify import _memorization, dim_sweep, duplication, phase_2d, sample_sweep, scale_sweep, weight_decay_grid
+from verify import _memorization, dim_sweep, phase_2d, sample_sweep, scale_sweep, weight_decay_grid
 from verify.verdicts import FAILS, HOLDS, INCONCLUSIVE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -168,21 +168,6 @@ def test_weight_decay_rule_on_realistic_tables():
     assert wrecked.verdict is FAILS, wrecked.text
     legacy = decay_table(["memorize", "generalize", "underfit"], ["generalize", "generalize", "underfit"])
     assert judge.evaluate(legacy.drop(columns=["quality_gap"])).verdict is INCONCLUSIVE
-
-
-def test_duplicate_memorization_rule_on_realistic_tables():
-    w, judge = world(2, 4), duplication.CLAIMS[1]
-
-    def table(dup_behaviour, small_behaviour="memorize"):
-        rows = [w.row(small_behaviour, 8, 0, model="k", data="distinct", n_distinct=8, m=0),
-                w.row("generalize", 32, 0, model="n", data="distinct", n_distinct=32, m=0),
-                w.row(dup_behaviour, 32, 0, copies=24, model="dup", data="duplicated", n_distinct=8, m=24)]
-        return pd.DataFrame(rows).assign(kind="memorization")
-
-    assert judge.evaluate(table("memorize")).verdict is HOLDS
-    assert judge.evaluate(table("generalize")).verdict is FAILS
-    blind = judge.evaluate(table("memorize", small_behaviour="generalize"))      # controls alike: not judged
-    assert blind.verdict is INCONCLUSIVE and any("not judged" in c for c in blind.confounds)
 
 
 def test_duplicates_memorize_like_distinct_rule_on_realistic_tables():

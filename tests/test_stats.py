@@ -130,3 +130,99 @@ def test_bootstrap_sd_interval_is_the_estimate_plus_minus_z_sd_of_the_draws():
     assert iv.method == "bootstrap_sd" and iv.estimate == 3.0          # centred on the estimate, not the draws
     assert iv.hi - 3.0 == pytest.approx(1.96 * draws.std(ddof=1), rel=1e-3)
     assert stats.bootstrap_sd_interval(1.0, [2.0]).lo == -math.inf
+
+
+# --------------------------------------------------------------------------------------------- censored fits
+def _censor(y, above=math.inf, below=0.0):
+    """Bounds of y observed with everything above ``above`` known only to exceed it, below ``below`` only
+    to be under it."""
+    lo, hi = y.copy(), y.copy()
+    hi[y > above], lo[y > above] = math.inf, above
+    lo[y < below], hi[y < below] = 0.0, below
+    return lo, hi
+
+
+def test_censored_fit_without_censoring_is_the_least_squares_t_interval():
+    rng = np.random.default_rng(3)
+    x = np.repeat(2.0 ** np.arange(3, 10), 3)
+    y = np.exp(0.5 + 0.8 * np.log(x) + 0.3 * rng.standard_normal(x.size))
+    fit, ols = stats.censored_loglog_fit(x, y, y), stats.loglog_fit(x, y)
+    assert (fit.estimate, fit.lo, fit.hi) == pytest.approx((ols.slope, ols.lo, ols.hi), rel=1e-6)
+    assert fit.n_censored == 0 and fit.n_exact == x.size and fit.method == "tobit_profile"
+    assert fit.interval.method == "tobit_profile" and "tobit_profile" in stats.INTERVAL_KINDS
+    # the intercept-only model: the t-interval of the mean of the logs
+    m = stats.censored_log_mean(y[:5], y[:5])
+    ref = scipy.stats.t.interval(0.95, 4, loc=np.log(y[:5]).mean(), scale=scipy.stats.sem(np.log(y[:5])))
+    assert (m.lo, m.hi) == pytest.approx(ref, rel=1e-6)
+
+
+def test_censored_fit_recovers_a_known_slope_where_dropping_censored_points_does_not():
+    """Widths above a cap are only known to exceed it: the Tobit fit stays unbiased; the fit of the
+    uncensored points alone (what the old rule did) is biased low, and treating the cap as the value too."""
+    rng = np.random.default_rng(4)
+    x = np.repeat(2.0 ** np.arange(3, 10), 3)
+    tobit, dropped, capped = [], [], []
+    for _ in range(40):
+        y = np.exp(1.0 + 0.9 * np.log(x) + 0.4 * rng.standard_normal(x.size))
+        lo, hi = _censor(y, above=120.0)
+        tobit.append(stats.censored_loglog_fit(x, lo, hi).estimate)
+        keep = np.isfinite(hi)
+        dropped.append(stats.loglog_fit(x[keep], y[keep]).slope)
+        capped.append(stats.loglog_fit(x, np.minimum(y, 120.0)).slope)
+    assert abs(np.mean(tobit) - 0.9) < 0.04
+    assert np.mean(dropped) < 0.8 and np.mean(capped) < 0.8
+
+
+def test_censored_fit_interval_covers_the_true_slope_about_95_percent_of_the_time():
+    """Censored above and below (about 40% of the values), 150 synthetic draws (binomial sd 0.018)."""
+    rng = np.random.default_rng(5)
+    x = np.repeat(2.0 ** np.arange(3, 10), 3)
+    cover, censored = [], []
+    for _ in range(150):
+        y = np.exp(1.0 + 0.8 * np.log(x) + 0.4 * rng.standard_normal(x.size))
+        lo, hi = _censor(y, above=100.0, below=8.0)
+        fit = stats.censored_loglog_fit(x, lo, hi)
+        cover.append(fit.lo <= 0.8 <= fit.hi)
+        censored.append(fit.n_censored / fit.n_points)
+    assert 0.3 < np.mean(censored) < 0.5
+    assert 0.89 <= np.mean(cover) <= 0.99
+
+
+def test_censored_fit_mirrors_and_refuses_what_the_data_cannot_identify():
+    rng = np.random.default_rng(6)
+    x = np.repeat(2.0 ** np.arange(3, 9), 3)
+    y = np.exp(0.7 * np.log(x) + 0.3 * rng.standard_normal(x.size))
+    lo, hi = _censor(y, above=20.0)
+    up = stats.censored_loglog_fit(x, lo, hi)
+    # 1/y censored below at 1/20 is the same data: the slope changes sign, the interval mirrors
+    down = stats.censored_loglog_fit(x, 1 / hi, 1 / lo)
+    assert (down.estimate, down.lo, down.hi) == pytest.approx((-up.estimate, -up.hi, -up.lo), rel=1e-5)
+    assert down.n_left == up.n_right > 0
+    # every value of the largest x censored: the slope is bounded below only if the exact values bound it
+    only_bounds = stats.censored_loglog_fit([1, 2, 4, 8], [1.0, 2.0, 50.0, 50.0], [1.0, 2.0, math.inf, math.inf])
+    assert math.isnan(only_bounds.estimate) and only_bounds.lo == -math.inf   # 2 exact values < p + 1
+    lone = stats.censored_loglog_fit([1, 2, 4, 8, 16], [1, 2.1, 3.9, 100, 100], [1, 2.1, 3.9, math.inf, math.inf])
+    exact_only = stats.loglog_fit([1, 2, 4], [1, 2.1, 3.9])
+    assert lone.estimate > exact_only.slope + 0.5 and lone.lo < lone.estimate < lone.hi   # bounds push the slope up
+
+
+def test_censored_fit_is_one_sided_where_only_bounds_follow_the_exact_values():
+    """Exact widths at the smallest n only, every larger n censored above the grid (what a width search
+    gives when the step budget runs out): the slope runs off to +inf and only its lower bound is finite,
+    where the profile likelihood has dropped by the cut-off below its limit; mirrored data mirror it."""
+    x = [8, 8, 16, 16, 32, 32]
+    lo, hi = [17.4, 22.6, 128, 128, 128, 128], [17.4, 22.6, math.inf, math.inf, math.inf, math.inf]
+    up = stats.censored_loglog_fit(x, lo, hi)
+    assert up.estimate == math.inf and up.hi == math.inf and up.n_exact == 2 and up.n_right == 4
+    assert 0.5 < up.lo < math.log(128 / 22.6) / math.log(2)      # below the slope the bounds alone demand
+    down = stats.censored_loglog_fit(x, 1 / np.array(hi), 1 / np.array(lo))
+    assert down.estimate == -math.inf and down.hi == pytest.approx(-up.lo, rel=1e-3)
+    rng = np.random.default_rng(7)
+    xs = np.repeat([8.0, 16.0, 32.0, 64.0], 3)
+    cover, one_sided = [], 0
+    for _ in range(40):
+        y = np.exp(1.0 + np.log(xs) + 0.3 * rng.standard_normal(xs.size))
+        fit = stats.censored_loglog_fit(xs, *_censor(y, above=30.0))
+        one_sided += math.isinf(fit.estimate)
+        cover.append(fit.lo <= 1.0 <= fit.hi)
+    assert one_sided >= 10 and np.mean(cover) >= 0.85

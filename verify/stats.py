@@ -13,12 +13,16 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
+import scipy.optimize
+import scipy.special
 import scipy.stats
 
 from theory.estimators.estimate import Interval, normal_quantile, proportion_difference_interval, wilson_interval
 
-__all__ = ["INTERVAL_KINDS", "LEVEL", "Interval", "Fit", "loglog_fit", "normal_interval", "seed_mean",
-           "seed_interval", "seed_t_interval", "bootstrap_sd_interval", "difference_interval", "wilson_interval", "proportion_difference_interval", "bootstrap_counts",
+__all__ = ["INTERVAL_KINDS", "LEVEL", "Interval", "Fit", "loglog_fit", "CensoredFit", "censored_normal_fit",
+           "censored_loglog_fit", "censored_log_mean", "log_bounds", "normal_interval", "seed_mean",
+           "seed_interval", "seed_t_interval", "bootstrap_sd_interval", "difference_interval", "wilson_interval",
+           "proportion_difference_interval", "bootstrap_counts",
            "bonferroni_level", "fmt", "fmt_interval"]
 
 LEVEL = 0.95
@@ -52,6 +56,11 @@ INTERVAL_KINDS = {
                          "all m hold together with probability >= 95%",
     "chi2_scale": "95% chi-square interval of the scale kappa of z-scores (z_i ~ N(0, kappa^2), "
                   "sum z_i^2 / kappa^2 ~ chi^2_m): kappa = 1 when the errors are honest and the identity exact",
+    "tobit_profile": "95% profile-likelihood interval of a coefficient of a censored normal linear model "
+                     "(Tobit; on logs): exact values, bounds (censored above or below) and intervals enter the "
+                     "likelihood with their normal density or probability; the interval is where twice the "
+                     "log-likelihood drop stays below m log(1 + q^2 / (m - p)) (m observations, p coefficients, "
+                     "q the t_{m-p} quantile), which without censoring is exactly the least-squares t-interval",
     "grid_bracket": "the bracket of grid values either side of a threshold crossing (the grid's resolution; "
                     "no sampling interval: one training run per point)",
     "exact": "none: an exact computation (float64 round-off)",
@@ -162,6 +171,299 @@ def loglog_fit(x, y, y_se=None, level: float = LEVEL) -> Fit:
             q = float(scipy.stats.t.ppf(0.5 + level / 2, dof))
     se_b = math.sqrt(float(cov[1, 1]))
     return Fit(float(coef[1]), se_b, coef[1] - q * se_b, coef[1] + q * se_b, float(coef[0]), n, dof, method)
+
+
+# --------------------------------------------------------------------------------------------- censored fits
+class CensoredFit(NamedTuple):
+    """A censored normal linear model z = X beta + e, e ~ N(0, scale^2), fitted by maximum likelihood, with
+    the profile-likelihood interval of one coefficient (``tobit_profile``).
+
+    ``estimate``, ``lo``, ``hi``: the profiled coefficient and its interval (a side is infinite where the
+    data do not bound it, e.g. only lower bounds above the last exact value); ``coef``: all coefficients;
+    counts of exact, right-censored (z > bound), left-censored (z < bound) and interval observations."""
+
+    estimate: float
+    lo: float
+    hi: float
+    coef: tuple
+    scale: float
+    loglik: float
+    n_points: int
+    n_exact: int
+    n_right: int
+    n_left: int
+    n_interval: int
+    method: str = "tobit_profile"
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.estimate, self.lo, self.hi, LEVEL, self.method)
+
+    @property
+    def n_censored(self) -> int:
+        return self.n_right + self.n_left + self.n_interval
+
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _log_phi(u):
+    return -0.5 * u * u - _LOG_SQRT_2PI
+
+
+def _log_prob_between(a, b):
+    """log(Phi(b) - Phi(a)) for a < b (either may be infinite), accurate in both tails."""
+    upper = a > 0                                   # both in the upper tail: use the mirrored form
+    hi = np.where(upper, -a, b)
+    lo = np.where(upper, -b, a)
+    lh, ll = scipy.special.log_ndtr(hi), scipy.special.log_ndtr(lo)
+    with np.errstate(divide="ignore"):
+        return lh + np.log1p(-np.exp(np.minimum(ll - lh, 0.0)))
+
+
+class _CensoredLikelihood:
+    """Log-likelihood of the censored normal model in Olsen's parameters (gamma = beta / s, tau = 1 / s),
+    in which it is concave (exact values: log tau - (tau z - x gamma)^2 / 2; bounds: log(Phi(tau U - x
+    gamma) - Phi(tau L - x gamma)), concave in its two affine arguments), with gradient and Hessian.
+    ``offset`` (one value per row) is subtracted from every value and bound (a coefficient held fixed)."""
+
+    def __init__(self, X, lower, upper, exact, offset=None):
+        off = np.zeros(X.shape[0]) if offset is None else offset
+        self.p = X.shape[1]
+        self.Xe, self.ze = X[exact], lower[exact] - off[exact]
+        self.me = int(exact.sum())
+        cens = ~exact
+        self.Xc = X[cens]
+        L, U = lower[cens] - off[cens], upper[cens] - off[cens]
+        self.fa, self.fb = np.isfinite(L), np.isfinite(U)
+        self.La, self.Ub = np.where(self.fa, L, 0.0), np.where(self.fb, U, 0.0)
+        self.any_c = bool(cens.any())
+        self.XeXe, self.Xeze, self.zeze = self.Xe.T @ self.Xe, self.Xe.T @ self.ze, float(self.ze @ self.ze)
+
+    def __call__(self, gamma, tau, derivatives=True):
+        p = self.p
+        u = tau * self.ze - self.Xe @ gamma
+        ll = self.me * (math.log(tau) - _LOG_SQRT_2PI) - 0.5 * float(u @ u)
+        if derivatives:
+            grad = np.empty(p + 1)
+            hess = np.empty((p + 1, p + 1))
+            grad[:p] = self.Xe.T @ u
+            grad[p] = self.me / tau - float(u @ self.ze)
+            hess[:p, :p] = -self.XeXe
+            hess[:p, p] = self.Xeze
+            hess[p, p] = -self.me / tau ** 2 - self.zeze
+        if self.any_c:
+            eta = self.Xc @ gamma
+            a = np.where(self.fa, tau * self.La - eta, -np.inf)
+            b = np.where(self.fb, tau * self.Ub - eta, np.inf)
+            logp = _log_prob_between(a, b)
+            ll += float(logp.sum())
+            if derivatives:
+                aa, bb = np.where(self.fa, a, 0.0), np.where(self.fb, b, 0.0)
+                ra = np.where(self.fa, np.exp(_log_phi(aa) - logp), 0.0)        # phi(a) / P
+                rb = np.where(self.fb, np.exp(_log_phi(bb) - logp), 0.0)        # phi(b) / P
+                gsum = rb - ra
+                gaa, gbb, gab = aa * ra - ra * ra, -bb * rb - rb * rb, ra * rb
+                La, Ub = self.La, self.Ub
+                grad[:p] -= self.Xc.T @ gsum
+                grad[p] += float(Ub @ rb - La @ ra)
+                hess[:p, :p] += (self.Xc * (gaa + 2 * gab + gbb)[:, None]).T @ self.Xc
+                hess[:p, p] -= self.Xc.T @ (La * gaa + (La + Ub) * gab + Ub * gbb)
+                hess[p, p] += float(np.sum(La * La * gaa + 2 * La * Ub * gab + Ub * Ub * gbb))
+        if not derivatives:
+            return ll
+        hess[p, :p] = hess[:p, p]
+        return ll, grad, hess
+
+    def maximise(self, gamma, tau, iterations: int = 100):
+        """Newton's method with step halving (the log-likelihood is concave), stopped when the Newton
+        decrement grad . step / 2 falls below 1e-10; returns (gamma, tau, ll)."""
+        ll, grad, hess = self(gamma, tau)
+        for _ in range(iterations):
+            try:
+                step = -np.linalg.solve(hess, grad)
+            except np.linalg.LinAlgError:
+                step = 1e-3 * grad
+            decrement = float(grad @ step)
+            if not np.all(np.isfinite(step)) or decrement < 2e-10:
+                break
+            scale = 1.0
+            while scale > 1e-10:
+                g_new, t_new = gamma + scale * step[:-1], tau + scale * step[-1]
+                if t_new > 0:
+                    out = self(g_new, t_new)
+                    if np.isfinite(out[0]) and out[0] >= ll - 1e-12:
+                        break
+                scale *= 0.5
+            else:
+                break
+            gamma, tau = g_new, t_new
+            ll, grad, hess = out
+        return gamma, tau, ll
+
+
+def censored_normal_fit(X, lower, upper, coef: int = 1, level: float = LEVEL) -> CensoredFit:
+    """Maximum-likelihood fit of z = X beta + e, e ~ N(0, s^2), to observations known to lie in
+    [lower_i, upper_i]: lower == upper is an exact value (density term), upper = +inf a lower bound
+    (censored above: log(1 - Phi((lower - mu)/s))), lower = -inf an upper bound, both finite an interval
+    (log(Phi((upper - mu)/s) - Phi((lower - mu)/s)))); rows with lower > upper or both infinite are dropped.
+
+    Interval of coefficient ``coef``: the profile likelihood l_p(v) = max over the other coefficients and s
+    with beta_coef = v; the interval is {v : 2 (l_max - l_p(v)) <= m log(1 + q^2/(m - p))} with m the
+    number of observations, p the number of coefficients and q the t_{m-p} quantile at ``level``: without
+    censoring 2 (l_max - l_p) = m log(1 + T^2/(m - p)) with T the least-squares t-statistic, so the interval
+    is then exactly the t-interval; with censoring it is the usual likelihood-ratio interval with that
+    small-sample cut-off (its coverage is checked by simulation in the tests). The fit needs at least p + 1
+    exact values identifying every coefficient (otherwise the likelihood is unbounded as s -> 0 or as the
+    coefficient runs off): where the exact values identify only the other coefficients (e.g. exact values at
+    one x, bounds at the others) the estimate is +-inf with a one-sided interval (``_one_sided_fit``);
+    otherwise, or with fewer than p + 1 rows, the estimate is NaN and the interval unbounded."""
+    X = np.atleast_2d(np.asarray(X, float))
+    lower, upper = np.asarray(lower, float).reshape(-1), np.asarray(upper, float).reshape(-1)
+    if X.shape[0] != lower.size or lower.size != upper.size:
+        raise ValueError("X, lower and upper must have one row per observation")
+    lower = np.where(np.isnan(lower), -np.inf, lower)
+    upper = np.where(np.isnan(upper), np.inf, upper)
+    keep = (lower <= upper) & ~(np.isinf(lower) & np.isinf(upper)) & np.isfinite(X).all(axis=1)
+    X, lower, upper = X[keep], lower[keep], upper[keep]
+    exact = lower == upper
+    m, p = X.shape
+    right = ~exact & np.isinf(upper)
+    left = ~exact & np.isinf(lower)
+    counts = (m, int(exact.sum()), int(right.sum()), int(left.sum()), int((~exact & ~right & ~left).sum()))
+    nan = CensoredFit(math.nan, -math.inf, math.inf, (math.nan,) * p, math.nan, math.nan, *counts)
+    if m < p + 1 or counts[1] < p:
+        return nan
+    if np.linalg.matrix_rank(X[exact]) < p:
+        return _one_sided_fit(X, lower, upper, exact, coef, level, counts) or nan
+    if counts[1] < p + 1:
+        return nan
+    z = np.where(exact, lower, 0.0)
+    pseudo = np.where(exact, lower, np.where(right, lower, np.where(left, upper, 0.5 * (lower + upper))))
+    b0, *_ = np.linalg.lstsq(X, pseudo, rcond=None)
+    resid = pseudo[exact] - X[exact] @ b0
+    s0 = max(float(np.sqrt(np.mean(resid ** 2))), 1e-3)
+    gamma, tau, ll_max = _CensoredLikelihood(X, lower, upper, exact).maximise(b0 / s0, 1.0 / s0)
+    if not np.isfinite(ll_max):
+        return nan
+    beta = gamma / tau
+    est = float(beta[coef])
+    q = float(scipy.stats.t.ppf(0.5 + level / 2, m - p))
+    cut = m * math.log1p(q * q / (m - p))
+    others = [j for j in range(p) if j != coef]
+    Xo, xc = X[:, others], X[:, coef]
+    warm = {"start": (gamma[others], tau)}
+
+    def deviance(v):
+        """2 (l_max - l_p(v)): beta_coef = v is the linear constraint gamma_coef = v tau, i.e. the model with
+        the offset x_coef v subtracted from every value and bound (warm-started from the last solution)."""
+        g, t, ll = _CensoredLikelihood(Xo, lower, upper, exact, xc * v).maximise(*warm["start"])
+        warm["start"] = (g, t)
+        return 2.0 * (ll_max - ll)
+
+    # the Wald half-width (observed information, delta method for beta = gamma / tau) starts the search
+    _, _, hess = _CensoredLikelihood(X, lower, upper, exact)(gamma, tau)
+    try:
+        cov = np.linalg.inv(-hess)
+        jac = np.zeros(p + 1)
+        jac[coef], jac[p] = 1.0 / tau, -gamma[coef] / tau ** 2
+        wald = q * math.sqrt(max(float(jac @ cov @ jac), 0.0))
+    except np.linalg.LinAlgError:
+        wald = 0.0
+    wald = wald if math.isfinite(wald) and wald > 0 else 1e-3 * max(1.0, abs(est))
+    bounds = []
+    for sign in (-1.0, 1.0):
+        warm["start"] = (gamma[others], tau)
+        inner, h, found = est, wald, None
+        while h < 1e4 * wald + 1e3:
+            v = est + sign * h
+            if deviance(v) > cut:
+                found = v
+                break
+            inner, h = v, h * 2.0
+        if found is None:
+            bounds.append(sign * math.inf)
+            continue
+        bounds.append(float(scipy.optimize.brentq(lambda v: deviance(v) - cut, min(inner, found), max(inner, found),
+                                                  xtol=1e-4 * wald)))
+    return CensoredFit(est, bounds[0], bounds[1], tuple(float(v) for v in beta), float(1.0 / tau), ll_max, *counts)
+
+
+def _one_sided_fit(X, lower, upper, exact, coef: int, level: float, counts: tuple) -> CensoredFit | None:
+    """The fit when the exact values cannot identify coefficient ``coef`` but do identify the others (e.g.
+    exact values at one x only, bounds elsewhere): the likelihood then rises towards beta_coef = +inf or
+    -inf, the estimate is that infinity and the interval is one-sided, {v : 2 (l_sup - l_p(v)) <= cut}
+    with l_sup the profile's limit (taken at |v| = 1e3) and the cut-off of ``censored_normal_fit``. None
+    where the other coefficients are not identified either."""
+    m, p = X.shape
+    others = [j for j in range(p) if j != coef]
+    Xo, xc = X[:, others], X[:, coef]
+    if int(exact.sum()) < p or (others and np.linalg.matrix_rank(X[exact][:, others]) < p - 1):
+        return None
+    if np.ptp(xc) == 0:
+        return None
+    zo = np.where(exact, lower, np.where(np.isfinite(lower), lower, upper))
+    start = (np.linalg.lstsq(Xo[exact], zo[exact], rcond=None)[0] if others else np.zeros(0), 1.0)
+
+    def profile(v):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            g, t, ll = _CensoredLikelihood(Xo, lower, upper, exact, xc * v).maximise(*start)
+        return ll, g, t
+
+    big = 1e3
+    lls = {sign: profile(sign * big) for sign in (-1.0, 1.0)}
+    sign = max(lls, key=lambda k: lls[k][0])
+    ll_sup, g, t = lls[sign]
+    if not np.isfinite(ll_sup):
+        return None
+    q = float(scipy.stats.t.ppf(0.5 + level / 2, m - p))
+    cut = m * math.log1p(q * q / (m - p))
+    inner, bound = sign * big, None
+    for v in sign * big - sign * 0.01 * 2.0 ** np.arange(0, 19):        # walk back towards and past 0
+        if 2.0 * (ll_sup - profile(float(v))[0]) > cut:
+            bound = float(v)
+            break
+        inner = float(v)
+    if bound is None:
+        edge = -sign * math.inf
+    else:
+        edge = float(scipy.optimize.brentq(lambda v: 2.0 * (ll_sup - profile(v)[0]) - cut, min(inner, bound),
+                                           max(inner, bound), xtol=1e-4))
+    lo, hi = (edge, math.inf) if sign > 0 else (-math.inf, edge)
+    coefs = [math.nan] * p
+    for j, value in zip(others, g / t):
+        coefs[j] = float(value)
+    coefs[coef] = sign * math.inf
+    return CensoredFit(sign * math.inf, lo, hi, tuple(coefs), float(1.0 / t), float(ll_sup), *counts)
+
+
+def log_bounds(y_lo, y_hi):
+    """Log-scale bounds of positive quantities known to lie in [y_lo, y_hi] (y_lo <= 0 or NaN: no lower
+    bound; y_hi = inf or NaN: no upper bound)."""
+    y_lo, y_hi = np.asarray(y_lo, float).reshape(-1), np.asarray(y_hi, float).reshape(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = np.where(np.isfinite(y_lo) & (y_lo > 0), np.log(np.where(y_lo > 0, y_lo, 1.0)), -np.inf)
+        hi = np.where(np.isfinite(y_hi) & (y_hi > 0), np.log(np.where(y_hi > 0, y_hi, 1.0)), np.inf)
+    return lo, hi
+
+
+def censored_loglog_fit(x, y_lo, y_hi, level: float = LEVEL) -> CensoredFit:
+    """The slope b of log y = a + b log x (``censored_normal_fit``, coefficient 1) from values known to lie
+    in [y_lo, y_hi]: y_lo == y_hi exact, y_hi = inf a lower bound (e.g. a width search that never reached
+    its target: y > the largest width), y_lo = 0 an upper bound (reached at the smallest width)."""
+    x = np.asarray(x, float).reshape(-1)
+    lo, hi = log_bounds(y_lo, y_hi)
+    ok = np.isfinite(x) & (x > 0)
+    lx = np.log(np.where(ok, x, 1.0))
+    X = np.stack([np.ones_like(lx), lx], axis=1)
+    return censored_normal_fit(X[ok], lo[ok], hi[ok], coef=1, level=level)
+
+
+def censored_log_mean(y_lo, y_hi, level: float = LEVEL) -> CensoredFit:
+    """The mean of log y (intercept-only ``censored_normal_fit``) from values known to lie in [y_lo, y_hi];
+    exp of the estimate and of its interval is a geometric mean with its interval."""
+    lo, hi = log_bounds(y_lo, y_hi)
+    return censored_normal_fit(np.ones((lo.size, 1)), lo, hi, coef=0, level=level)
 
 
 # --------------------------------------------------------------------------------------------- seeds

@@ -93,6 +93,24 @@ def construction_parameters(n: int, diameter: float, t: float, tolerance: float)
     return R, pieces
 
 
+def layer_widths(n: int, d: int, pieces: int) -> list[int]:
+    """The hidden-layer widths of ``empirical_score_network`` for n points in R^d, without building it:
+    layer 1 carries x and the n logits as +/- pairs (2d + 2n units); each of the ceil(log2 n) max-tree
+    layers carries them again and pairs its m candidates (3 units per pair, 2 for an odd one out); the
+    exponential layer has n * pieces units and x as a pair (2d + n pieces). The widest is n pieces + 2d once
+    pieces >= 4 (the max tree's first layer has 2d + 3.5 n units at most)."""
+    for value, name in [(n, "n"), (d, "d"), (pieces, "pieces")]:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    widths = [2 * d + 2 * n]
+    m = n
+    while m > 1:
+        widths.append(2 * d + 2 * n + 3 * (m // 2) + 2 * (m % 2))
+        m = (m + 1) // 2
+    widths.append(2 * d + n * pieces)
+    return widths
+
+
 @dataclass
 class ExplicitScoreNetwork:
     """A ReLU network (hidden layers ``layers``: list of (W, b), units relu(W h + b)), its linear output

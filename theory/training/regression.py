@@ -15,6 +15,17 @@ minimised by Adam(W) with the warm-up + cosine learning-rate schedule of ``theor
 (decaying to 0). The loss is a sum of per-member losses and the
 optimiser is element-wise, so each member trains exactly as it would alone (to round-off).
 
+Members that share a law, a time and a data seed share one stream of training points: it is drawn and its
+scores are computed once per block (and, with a ``cache`` passed to several calls, once for all of them),
+which is exact (the same seed gives the same points) and removes the cost of the targets, O(steps B n) for
+an empirical law of n points, from every member but the first.
+
+Because every training batch is fresh, the loss of a step is an unbiased estimate of the member's population
+error before that step; ``FitResult.error_curve`` reports it, in ``curve_points`` equal windows of steps, as a
+relative error (window-mean loss over the window-mean |sigma_t s|^2 of the same batches). With the cosine
+schedule the curve flattens at the end by construction (the rate goes to 0); convergence in the step budget
+is shown by runs with different ``steps``, each with its own schedule.
+
 The accuracy is the relative L2 error on fresh points from the same law,
 
     R = E |s_net - s|^2 / E |s|^2      (s_net = f / sigma_t; the sigma_t cancels),
@@ -72,11 +83,12 @@ class RegressionConfig:
     block_steps: int = 100
     eval_points: int = 4096
     parameterisation: str = "denoiser"
+    curve_points: int = 8
 
     def __post_init__(self):
         if self.parameterisation not in PARAMETERISATIONS:
             raise ValueError(f"parameterisation must be one of {PARAMETERISATIONS}, got {self.parameterisation!r}")
-        for name in ("steps", "batch_size", "block_steps"):
+        for name in ("steps", "batch_size", "block_steps", "curve_points"):
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.eval_points, "eval_points", minimum=2)      # for the standard error
         check_number(self.lr, "lr", low=0.0, low_open=True)
@@ -86,10 +98,14 @@ class RegressionConfig:
 
 @dataclass
 class FitResult:
-    """Per member: the relative L2 error estimate, and the final training loss (mean of the last 10%)."""
+    """Per member: the relative L2 error estimate, the final training loss (mean of the last 10%), and the
+    relative training error in ``curve_points`` equal windows of steps (``error_curve``, a list per member;
+    windows are ``curve_steps`` long, the last one shorter when the steps do not divide)."""
 
     rel_error: list
     final_loss: list
+    error_curve: list
+    curve_steps: int
 
 
 def normalised_targets(law: NoisedLaw, t: float, m: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,13 +134,16 @@ def _seeds(seeds, members: int, name: str) -> list[int]:
 
 
 def fit_score(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float | Sequence[float],
-              config: RegressionConfig, data_seeds: Sequence[int]) -> FitResult:
+              config: RegressionConfig, data_seeds: Sequence[int], cache: dict | None = None) -> FitResult:
     """Train every member of ``net`` (in place) to sigma_t * score of its law at its t, then measure its
     relative L2 error E|s_net - s|^2 / E|s|^2 on ``eval_points`` fresh points.
 
     ``laws`` and ``t`` are shared or one per member; member e's training points come from
     ``Generator().manual_seed(data_seeds[e])`` and its evaluation points from seed
     ``data_seeds[e] + 1_000_003``, so a member's run depends only on its own seeds, law, t and width.
+    Members with the same law object, t and data seed share one stream (drawn once). ``cache``: a dict
+    the caller keeps to reuse the streams (training blocks and evaluation points) over several calls with
+    the same ``batch_size`` and ``block_steps`` (it holds O(steps B d) numbers per stream).
     """
     E = net.members
     if not isinstance(config, RegressionConfig):
@@ -133,7 +152,11 @@ def fit_score(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float | Se
     data_seeds = _seeds(data_seeds, E, "data_seeds")
     param = next(net.parameters())
     dtype, device = param.dtype, param.device
-    gens = [torch.Generator(device=laws[e].device).manual_seed(int(data_seeds[e])) for e in range(E)]
+    cache = {} if cache is None else cache
+    streams = [(id(laws[e]), times[e], int(data_seeds[e])) for e in range(E)]
+    owners = {}
+    for e, key in enumerate(streams):
+        owners.setdefault(key, e)
     t_in = torch.tensor(times, dtype=dtype, device=device)[:, None] if net.time_input else None
     tc = forward.coefficients(torch.tensor(times, dtype=torch.float64, device=device))
 
@@ -143,11 +166,17 @@ def fit_score(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float | Se
     B = config.batch_size
     tail = max(1, config.steps // 10)
     tail_sums = torch.zeros(E, dtype=torch.float64)
+    window = -(-config.steps // config.curve_points)
+    windows = -(-config.steps // window)
+    curve_loss = torch.zeros(E, windows, dtype=torch.float64)
+    curve_norm = torch.zeros(E, windows, dtype=torch.float64)
     for start in range(0, config.steps, config.block_steps):
         k = min(config.block_steps, config.steps - start)
-        blocks = [normalised_targets(laws[e], times[e], k * B, gens[e]) for e in range(E)]
-        xs = torch.stack([b[0] for b in blocks]).to(dtype=dtype, device=device).reshape(E, k, B, -1)
-        ys = torch.stack([b[1] for b in blocks]).to(dtype=dtype, device=device).reshape(E, k, B, -1)
+        blocks = {key: _training_block(cache, key, laws[e], times[e], start, k, B, config.block_steps)
+                  for key, e in owners.items()}
+        xs = torch.stack([blocks[key][0] for key in streams]).to(dtype=dtype, device=device).reshape(E, k, B, -1)
+        ys = torch.stack([blocks[key][1] for key in streams]).to(dtype=dtype, device=device).reshape(E, k, B, -1)
+        norms = ys.detach().to(torch.float64).pow(2).sum(-1).mean(-1).cpu()              # (E, k)
         for j in range(k):
             out = normalised_output(net(xs[:, j], None if t_in is None else t_in.expand(E, B)), xs[:, j],
                                     tc, config.parameterisation)
@@ -156,20 +185,42 @@ def fit_score(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float | Se
             member_loss.sum().backward()
             opt.step()
             sched.step()
+            loss64 = member_loss.detach().to(torch.float64).cpu()
+            w = (start + j) // window
+            curve_loss[:, w] += loss64
+            curve_norm[:, w] += norms[:, j]
             if start + j >= config.steps - tail:
-                tail_sums += member_loss.detach().to(torch.float64).cpu()
+                tail_sums += loss64
     final_loss = (tail_sums / tail).tolist()
-    return FitResult(relative_error(net, laws, times, config.eval_points,
-                                    [int(s) + 1_000_003 for s in data_seeds],
-                                    parameterisation=config.parameterisation), final_loss)
+    curve = (curve_loss / curve_norm).tolist()
+    errors = relative_error(net, laws, times, config.eval_points, [int(s) + 1_000_003 for s in data_seeds],
+                            parameterisation=config.parameterisation, cache=cache)
+    return FitResult(errors, final_loss, curve, window)
+
+
+def _training_block(cache: dict, key: tuple, law: NoisedLaw, t: float, start: int, k: int, B: int,
+                    block_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training points of steps start..start+k of one stream (law, t, seed) and their normalised
+    scores, drawn from the stream's generator in block order (cached: each block is drawn once)."""
+    entry = cache.setdefault(("train", B, block_steps) + key, {"law": law, "generator": None, "blocks": {}})
+    if entry["law"] is not law:
+        raise RuntimeError("a cached stream belongs to another law object (keep the laws alive with the cache)")
+    if start not in entry["blocks"]:
+        if entry["generator"] is None:
+            entry["generator"] = torch.Generator(device=law.device).manual_seed(key[2])
+        if entry["blocks"] and max(entry["blocks"]) + block_steps != start:
+            raise RuntimeError("training blocks of a cached stream must be drawn in order")
+        entry["blocks"][start] = normalised_targets(law, t, k * B, entry["generator"])
+    return entry["blocks"][start]
 
 
 @torch.no_grad()
 def relative_error(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float | Sequence[float],
                    m: int, eval_seeds: Sequence[int], chunk: int = 4096,
-                   parameterisation: str = "denoiser") -> list[Estimate]:
+                   parameterisation: str = "denoiser", cache: dict | None = None) -> list[Estimate]:
     """Relative L2 error R_e = E|f_e/sigma_t - s|^2 / E|s|^2 of each member on m points X ~ P_t of its
-    law (from ``Generator().manual_seed(eval_seeds[e])``), as Estimates with delta-method stderr."""
+    law (from ``Generator().manual_seed(eval_seeds[e])``), as Estimates with delta-method stderr. Members
+    with the same law object, t and seed share their points (drawn once; kept in ``cache`` if given)."""
     E = net.members
     laws, times = _member_laws(net, laws, t)
     eval_seeds = _seeds(eval_seeds, E, "eval_seeds")
@@ -177,9 +228,16 @@ def relative_error(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float
     chunk = check_positive_int(chunk, "chunk")
     check_choice(parameterisation, "parameterisation", PARAMETERISATIONS)
     param = next(net.parameters())
-    pairs = [normalised_targets(laws[e], times[e], m,
-                                torch.Generator(device=laws[e].device).manual_seed(int(eval_seeds[e])))
-             for e in range(E)]
+    cache = {} if cache is None else cache
+    pairs = []
+    for e in range(E):
+        key = ("eval", m, id(laws[e]), times[e], int(eval_seeds[e]))
+        if key not in cache:
+            g = torch.Generator(device=laws[e].device).manual_seed(int(eval_seeds[e]))
+            cache[key] = (laws[e], normalised_targets(laws[e], times[e], m, g))
+        if cache[key][0] is not laws[e]:
+            raise RuntimeError("cached evaluation points belong to another law object")
+        pairs.append(cache[key][1])
     x = torch.stack([p[0] for p in pairs]).to(dtype=param.dtype, device=param.device)     # (E, m, d)
     y = torch.stack([p[1].to(torch.float64).cpu() for p in pairs])                        # (E, m, d)
     t_in = torch.tensor(times, dtype=param.dtype, device=param.device)[:, None] if net.time_input else None
