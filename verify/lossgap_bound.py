@@ -373,7 +373,7 @@ def plot(table, cfg: Config):
     scales = sorted(c["trace_scale"].unique())
     fig = plt.figure(figsize=(17, 11))
     gs = gridspec.GridSpec(2, max(3, len(scales)), height_ratios=[1.25, 1], hspace=0.42, wspace=0.32)
-    top = gs[0, :].subgridspec(1, 3, wspace=0.28)
+    top = gs[0, :].subgridspec(1, 3, wspace=0.42)
     ax_a, ax_b, ax_c = (fig.add_subplot(top[0, i]) for i in range(3))
     markers = {d: m for d, m in zip(sorted(c["d"].unique()), "os^Dvp")}
     norm = colors.LogNorm(vmin=max(float(c["sigma2_over_lambda_min"].min()), 1e-8),
@@ -405,7 +405,7 @@ def plot(table, cfg: Config):
     ax_a.set_title("(a) consistent reading: phase diagram (colour: $\\sigma_t^2/\\lambda_{\\min}$)", fontsize=9)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax_a, pad=0.01).set_label(r"$\sigma_t^2 / \lambda_{\min}(\Sigma)$")
-    ax_a.legend(fontsize=6.5, loc="lower left")
+    ax_a.legend(fontsize=6.5, loc="center", bbox_to_anchor=(0.4, 0.55))      # the empty middle of the panel
 
     # (b) as written against sigma_t^2 tr Sigma / d, with the ceiling 1 / (1 + sigma_t^2 tr Sigma / d)
     u = c["sigma2_t"] * c["trace"] / c["d"]

@@ -197,6 +197,12 @@ def plot(table, cfg: Config):
                             capsize=2, label=f"DSM difference, n={n}")
                 ax.plot(g["t"], g["fisher"], "-", color=f"C{i}", label=rf"Fisher form, n={n}")
                 ax.plot(g["t"], g["by_parts"], "+", color=f"C{i}", ms=8, label=f"by parts, n={n}")
+                for col in ("loss_gap", "by_parts"):     # non-positive estimates: marked on the bottom axis
+                    bad = g[col] <= 0
+                    if bad.any():
+                        ax.plot(g.loc[bad, "t"], np.full(int(bad.sum()), 0.03), "v", color=f"C{i}", ms=5,
+                                transform=ax.get_xaxis_transform(),
+                                label=f"non-positive estimate, n={n}" if col == "loss_gap" or not (g["loss_gap"] <= 0).any() else None)
                 if g["quadrature"].notna().any():
                     ax.plot(g["t"], g["quadrature"], "kx", ms=6, label="quadrature" if i == 0 else None)
             ax.set_xscale("log")
@@ -245,7 +251,7 @@ def plot(table, cfg: Config):
         if c == 0:
             ax.legend(fontsize=5.5)
     fig.suptitle("Prop. 4.1 for each training set (DSM difference = Fisher form = by-parts form) and the expected "
-                 "identity E_D[Loss-Gap] = E_D J(P^_t) - J(P_t) (error bars: 95% normal)", fontsize=10)
+                 "identity E_D[Loss-Gap] = E_D J(P^_t) - J(P_t) (error bars: 95% normal; ▼: non-positive estimate)", fontsize=10)
     fig.tight_layout()
     return fig
 

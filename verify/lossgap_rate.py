@@ -344,7 +344,9 @@ def plot(table, cfg: Config):
         ax.plot([], [], "kD", ms=5, label=f"n* (ratio = {cfg.crossover_fraction:g}), 95% interval")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_ylim(1e-3, 2.0)
+        positive = stats.seed_mean(sub, ["n", "t"], "ratio", "ratio_se")["mean"]
+        positive = positive[positive > 0]
+        ax.set_ylim(min(1e-3, 0.5 * float(positive.min())) if len(positive) else 1e-3, 2.0)   # every positive mean shown
         ax.set_xlabel("training set size n")
         if i == 0:
             ax.set_ylabel(r"$E_D$[Loss-Gap$_t$] / $(d/\sigma_t^2 - J(P_t))$")
