@@ -74,10 +74,11 @@ PRESETS = {
                   expected_times=(1e-3, 1e-2, 0.1, 1.0), n_datasets=64, expected_draws=64, n_true_draws=4000),
     "paper": Config(dims=(1, 2, 8, 32, 128), ns=(5, 500, 10000), laws=("mixture", "gaussian"), n_components=8,
                     separation=2.0, trace_scale=0.5, anisotropy=4.0, t_min=1e-4, t_max=5.0, n_times=12,
-                    n_draws=10000, quad_max_n=8, seeds=(0, 1, 2), expected_dims=(1, 2, 8, 32), expected_ns=(1, 5, 50),
+                    n_draws=5000, quad_max_n=8, seeds=(0, 1, 2), expected_dims=(1, 2, 8, 32), expected_ns=(1, 5, 50),
                     expected_times=(1e-3, 1e-2, 0.1, 1.0), n_datasets=400, expected_draws=128, n_true_draws=20000),
 }
-ESTIMATED_RUNTIME = {"smoke": 4, "cpu": 40, "paper": 1800}
+ESTIMATED_RUNTIME = {"smoke": 4, "cpu": 40, "paper": 4500}   # paper: per-set points measured at 2 of 12 times with
+# 10000 draws (n = 1e4: 110-160 CPU s for d <= 32), halved by 5000 draws: ~3400 s; expected rows ~700 s (not measured)
 COLUMNS = ("check", "law", "d", "n", "K", "t", "sigma2_t", "loss_gap", "loss_gap_se", "fisher", "fisher_se",
            "difference", "difference_se", "z_score", "by_parts", "by_parts_se", "z_by_parts", "quadrature",
            "n_datasets", "ed_loss_gap", "ed_loss_gap_se", "ed_fisher_empirical", "ed_fisher_empirical_se",
