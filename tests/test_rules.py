@@ -56,7 +56,7 @@ def test_bound_rules_on_lossgap_bound_run_point(bound_table):
 # --------------------------------------------------------------------------------------------- Prop 4.1
 @pytest.fixture(scope="module")
 def identity_table():
-    cfg = dataclasses.replace(lossgap_identity.PRESETS["cpu"], dims=(1, 2), n_times=6, n_draws=1000, expected_dims=(1,),
+    cfg = dataclasses.replace(lossgap_identity.PRESETS["cpu"], dims=(1, 2), n_times=6, n_draws=2000, expected_dims=(1,),
                               expected_times=(1e-2, 0.1, 1.0), n_datasets=24)
     return _rows(lossgap_identity, cfg, lossgap_identity.grid(cfg))
 
