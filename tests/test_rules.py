@@ -29,34 +29,35 @@ def _rows(module, cfg, points) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------------------- Thm 4.3
 @pytest.fixture(scope="module")
-def bound_tables():
-    cfg = dataclasses.replace(lossgap_bound.PRESETS["smoke"], t_min=1e-3, t_max=10.0, n_times=4, n_draws=128)
-    pts = lambda d, n: [{"d": d, "n": n, "trace_scale": 1.0, "separation": 2.0, "seed": s} for s in (0, 1, 2)]
-    return _rows(lossgap_bound, cfg, pts(8, 100)), _rows(lossgap_bound, cfg, pts(2, 10_000))
+def bound_table():
+    cfg = dataclasses.replace(lossgap_bound.PRESETS["smoke"], ns=(1, 30, 300), trace_scales=(0.01, 1.0, 1000.0),
+                              times=(1e-3, 1e-2, 3e-2, 0.1, 1.0), n_draws=64, seeds=(0, 1))
+    return _rows(lossgap_bound, cfg, lossgap_bound.grid(cfg))
 
 
-def test_bound_rule_on_lossgap_bound_run_point(bound_tables):
-    inside, many = bound_tables
-    claim = lossgap_bound.CLAIMS[0]
-    f = claim.evaluate(inside)                        # d = 8, n = 100: log n = 0.58 d, t <= 0.1
-    assert f.verdict is HOLDS and f.lo > 0.1
-    # the same rule where the bound fails: large t judged as if "small", and log n = 4.6 d judged as if O(d)
-    assert claim.evaluate(inside, t_max=20.0).verdict is FAILS
-    assert claim.evaluate(many, log_n_over_d_max=5.0).verdict is FAILS
-    # at its own cut-offs the rule does not judge log n = 4.6 d at all
-    assert claim.evaluate(many).verdict is INCONCLUSIVE
-
-
-def test_bound_rule_is_inconclusive_when_the_interval_straddles_the_floor(bound_tables):
-    inside, _ = bound_tables
-    f = lossgap_bound.CLAIMS[0].evaluate(inside)
-    assert lossgap_bound.CLAIMS[0].evaluate(inside, floor=(f.lo + f.hi) / 2).verdict is INCONCLUSIVE
+def test_bound_rules_on_lossgap_bound_run_point(bound_table):
+    as_written, consistent = lossgap_bound.CLAIMS
+    # tr Sigma = 1000 d inside the regime: the gap stays below d/sigma_t^2, so the as-written ratio collapses
+    f = as_written.evaluate(bound_table)
+    assert f.verdict is FAILS and f.hi < 0.1
+    g = consistent.evaluate(bound_table)
+    assert g.verdict is HOLDS and g.lo > 0.1
+    # where tr Sigma << d/sigma_t^2 the two readings agree and the as-written one holds too
+    small = bound_table[(bound_table["trace_scale"] <= 1.0) & (bound_table["t"] <= 1e-2)]
+    assert as_written.evaluate(small).verdict is HOLDS
+    # the consistent reading fails where components narrower than the noise are judged as if wide
+    assert consistent.evaluate(bound_table, width_max=1e3).verdict is FAILS
+    # an interval straddling the floor is inconclusive; no wide cell at all is inconclusive
+    assert consistent.evaluate(bound_table, floor=(g.lo + g.hi) / 2).verdict is INCONCLUSIVE
+    narrow = bound_table[bound_table["trace_scale"] == 0.01]
+    assert consistent.evaluate(narrow[narrow["t"] >= 0.1]).verdict is INCONCLUSIVE
 
 
 # --------------------------------------------------------------------------------------------- Prop 4.1
 @pytest.fixture(scope="module")
 def identity_table():
-    cfg = dataclasses.replace(lossgap_identity.PRESETS["cpu"], dims=(1, 2), n_times=6)
+    cfg = dataclasses.replace(lossgap_identity.PRESETS["cpu"], dims=(1, 2), n_times=6, n_draws=2000, expected_dims=(1,),
+                              expected_times=(1e-2, 0.1, 1.0), n_datasets=24)
     return _rows(lossgap_identity, cfg, lossgap_identity.grid(cfg))
 
 
@@ -68,8 +69,20 @@ def test_identity_rule_on_real_rows(identity_table):
     biased["z_score"] = (biased["loss_gap"] - biased["fisher"]) / biased["difference_se"]
     assert claim.evaluate(biased).verdict is FAILS
     # too few settings, or too imprecise to see a gap of 10%
-    assert claim.evaluate(identity_table.head(6)).verdict is INCONCLUSIVE
+    assert claim.evaluate(identity_table.head(4)).verdict is INCONCLUSIVE
     assert claim.evaluate(identity_table, max_relative_se=1e-4).verdict is INCONCLUSIVE
+
+
+def test_expected_identity_rule_on_real_rows(identity_table):
+    claim = lossgap_identity.CLAIMS[1]
+    assert claim.evaluate(identity_table).verdict is HOLDS
+    # forgetting J(P_t) (E_D[Loss-Gap] = E_D[J(P^_t)], a wrong identity) and a wrong n = 1 closed form fail
+    wrong = identity_table.copy()
+    wrong["identity_z"] = (wrong["ed_loss_gap"] - wrong["ed_fisher_empirical"]) / wrong["identity_difference_se"]
+    wrong["closed_form_z"] = (wrong["ed_loss_gap"] - wrong["memorization_level"]) / wrong["ed_loss_gap_se"]
+    assert claim.evaluate(wrong).verdict is FAILS
+    assert claim.evaluate(identity_table, max_relative_se=1e-6).verdict is INCONCLUSIVE
+    assert claim.evaluate(identity_table[identity_table["check"] == "per_dataset"]).verdict is INCONCLUSIVE
 
 
 # --------------------------------------------------------------------------------------------- Lipschitz
@@ -116,6 +129,40 @@ def test_rate_rule_three_verdicts():
     plateau = _rate_table(lambda d: 0.0).assign(memorization_level=1.0)    # never leaves its plateau
     f = claim.evaluate(plateau)
     assert f.verdict is INCONCLUSIVE and f.confounds
+
+
+def _crossover_table(slope_of_d, noise=0.02, sigmas=(0.01, 0.03, 0.1, 0.3)) -> pd.DataFrame:
+    """E_D ratio 1 / (1 + (n / n*)^1.5) with n*(sigma) = 5 sigma^-slope(d), n on a half-decade grid."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for d in (1, 2):
+        for s in sigmas:
+            n_star = 5 * s ** (-slope_of_d(d))
+            for n in np.unique(np.round(np.geomspace(3, 3e6, 25)).astype(int)):
+                for seed in (0, 1, 2):
+                    r = 1 / (1 + (n / n_star) ** 1.5) * math.exp(noise * rng.standard_normal())
+                    rows.append({"d": d, "n": int(n), "t": -math.log1p(-s * s), "sigma_t": s, "seed": seed,
+                                 "ratio": r, "ratio_se": noise * r, "first_order_crossover": 0.5 * n_star,
+                                 "preset": "cpu"})
+    return pd.DataFrame(rows)
+
+
+def test_crossover_rule_three_verdicts():
+    claim = lossgap_rate.CLAIMS[1]
+    assert claim.evaluate(_crossover_table(lambda d: float(d))).verdict is HOLDS
+    assert claim.evaluate(_crossover_table(lambda d: 0.5 * d)).verdict is FAILS
+    f = claim.evaluate(_crossover_table(lambda d: float(d), sigmas=(0.01, 0.1)))     # two crossings per d
+    assert f.verdict is INCONCLUSIVE and f.confounds
+
+
+def test_crossover_rule_on_real_d1_rows():
+    """d = 1 from the module's own run_point: n* moves like sigma_t^-1 (slope within -1 -+ 25%)."""
+    cfg = dataclasses.replace(lossgap_rate.PRESETS["smoke"], times_by_dim=((1, (1e-5, 1e-4, 1e-3, 1e-2)),),
+                              n_min=3, n_max=10_000, n_ns=9, n_draws=64, n_pairs=5000, seeds=(0, 1))
+    table = _rows(lossgap_rate, cfg, lossgap_rate.grid(cfg)).assign(preset="smoke")
+    f = lossgap_rate.CLAIMS[1].evaluate(table)
+    assert f.verdict is HOLDS, f.text
+
 
 
 # --------------------------------------------------------------------------------------------- Thm 5.1

@@ -23,4 +23,4 @@ from .estimators.lipschitz import (spectral_norm, local_lipschitz, nearest_pair,
 from .evaluation.memorization import neighbour_distances, memorized, memorization_fraction
 from .evaluation.samplers import time_grid, prior_sample, reverse_sde, probability_flow, tweedie_denoise
 from .networks import ensemble
-from .estimators import lossgap, quadrature
+from .estimators import lossgap, quadrature, small_t

@@ -1,17 +1,31 @@
-"""Thm 4.3: E_D[Loss-Gap_t] = Omega(d / sigma_t^2 + tr Sigma) for a K-component mixture with
-Delta_min = Theta(sqrt d), log n = O(d), t small.
+"""Thm 4.3, both readings: E_D[Loss-Gap_t] = Omega(d / sigma_t^2 + tr Sigma) as written, and the dimensionally
+consistent Omega(d / sigma_t^2 + tr Sigma^-1); where the bound holds, and what sets its edge.
 
-For each dimension d, sample size n, covariance scale (tr Sigma = trace_scale * d) and separation
-(Delta_min = separation * sqrt d), several independent training sets D (the seeds) are drawn; for each, at
-each t on a log grid, Loss-Gap_t is estimated through its exact Fisher form (Prop. 4.1, checked by
-``lossgap_identity``): E_{X ~ P^_t} |grad log p^_t - grad log p_t|^2 with ``n_draws`` draws. The table has
-the ratio Loss-Gap_t / (d sigma_t^-2 + tr Sigma) per data set; the figure averages over D (E_D), draws the
-bound's shape d sigma_t^-2 + tr Sigma beside it, and marks the range of t over which the ratio stays above
-``ratio_floor``. The sweep deliberately leaves the theorem's regime: large t, n with log n > d (small d,
-large n), and a small separation, so that one sees where the bound stops holding.
+The mathematics (``theory.estimators.lossgap`` and ``theory.estimators.small_t``, docstrings):
 
-``in_regime`` marks rows inside the theorem's hypotheses as operationalised here: t <= t_regime_max,
-log n <= d, and the main (Theta(sqrt d)) separation.
+* exactly, E_D[Loss-Gap_t] = E_D[J(P^_t)] - J(P_t) <= d/sigma_t^2 - J(P_t) < d/sigma_t^2 (J the Fisher
+  information), with equality for n = 1;
+* the Loss-Gap is a squared score (1/length^2), like d/sigma_t^2 and tr Sigma^-1, while tr Sigma is a length^2:
+  since the gap never exceeds d/sigma_t^2, the as-written ratio is below 1/(1 + sigma_t^2 tr Sigma / d), and no
+  constant uniform in Sigma exists once tr Sigma >> d / sigma_t^2;
+* at small t, E_D[Loss-Gap_t] = d/sigma_t^2 - (n-1) c_d rho(0) sigma_t^(d-2)/alpha_t^d - J(P_0) + o(1) (d >= 2;
+  the collision term, from pairs of training points within a few sigma_t/alpha_t, dominates J(P_0) in d = 1 and
+  is of order one in d = 2), so the consistent ratio is about (d/sigma_t^2 - tr Sigma^-1)/(d/sigma_t^2 + tr
+  Sigma^-1) while sigma_t^2 << lambda_min(Sigma) and sigma_t << alpha_t x the spacing of the training points.
+
+The sweep: K-component mixtures with Delta_min = separation * sqrt(d) and isotropic Sigma_k = (trace_scale) I,
+trace_scale (= tr Sigma / d) over several decades, one fixed law per (d, trace_scale) and several training
+sets D (the seeds) per cell (d, n, trace_scale, t). For each D and t, Loss-Gap_t is estimated by
+``theory.estimators.lossgap.loss_gap_terms`` (the Fisher form and the integration-by-parts form on the same
+draws, combined with the variance-minimising weight), together with J(P^_t); J(P_t) and J(P_0) by
+``fisher_information``. The table carries both ratios, the identity's terms, the small-t predictions, the
+noise-to-spacing ratio sigma_t / (alpha_t x median nearest-neighbour distance) and sigma_t^2 / lambda_min.
+
+The rules read the regime from the data (``find_regime``): cells whose components are wider than the noise
+(sigma_t^2 / lambda_min <= width_max), up to the edge in the noise-to-spacing ratio: the largest one up to which
+every such cell keeps the lower confidence limit of E_D[Loss-Gap_t] / (d/sigma_t^2 - J(P_t)) -- the gap relative
+to its exact n = 1 plateau -- above ``fraction``. Inside that regime each reading's Omega constant is fitted (the
+minimum cell) with its interval.
 """
 
 from __future__ import annotations
@@ -20,16 +34,18 @@ import dataclasses
 import math
 
 import numpy as np
+import pandas as pd
 import torch
 
 import theory
-from theory import lossgap
+from theory import lossgap, small_t
 
 from . import stats
 from .verdicts import Claim, Constant, decide_above, finding, inconclusive
 
 NAME = "lossgap_bound"
-CLAIM = "E_D[Loss-Gap_t] >= c (d/sigma_t^2 + tr Sigma) for small t, Delta_min ~ sqrt d, log n = O(d) (Thm 4.3)"
+CLAIM = ("E_D[Loss-Gap_t] >= c (d/sigma_t^2 + tr Sigma) as written vs c (d/sigma_t^2 + tr Sigma^-1), over tr Sigma/d "
+         "in 1e-2..1e3; regime edge from the data (Thm 4.3)")
 ORDER = 31
 
 
@@ -37,195 +53,427 @@ ORDER = 31
 class Config:
     dims: tuple
     ns: tuple
-    trace_scales: tuple        # tr Sigma_k = scale * d
+    trace_scales: tuple        # tr Sigma_k / d (isotropic Sigma_k = trace_scale I)
     separation: float          # Delta_min / sqrt(d): the theorem's Theta(sqrt d) case
-    small_separation: float    # an extra run at this separation (outside the theorem), n = ns[0]
     n_components: int
-    t_min: float
-    t_max: float
-    n_times: int
-    n_draws: int               # draws of P^_t per (data set, t)
+    times: tuple
+    n_draws: int               # draws of P^_t per (training set, t)
+    n_true_draws: int          # draws of P_t for J(P_t) and J(P_0)
     n_neighbour_queries: int   # training points whose nearest-neighbour distance is measured
-    t_regime_max: float        # the "small-t interval" used for the minimum ratio
-    ratio_floor: float         # the figure marks the t-range where the E_D ratio stays above this
+    law_seed: int              # one true law per (d, trace_scale); the seeds draw the training sets
     seeds: tuple
 
 
 PRESETS = {
-    "smoke": Config(dims=(2, 8), ns=(100, 1000), trace_scales=(1.0,), separation=2.0, small_separation=0.1,
-                    n_components=4, t_min=1e-4, t_max=10.0, n_times=4, n_draws=64, n_neighbour_queries=100,
-                    t_regime_max=0.1, ratio_floor=0.25, seeds=(0,)),
-    "cpu": Config(dims=(2, 8, 32, 128), ns=(100, 1000, 10000, 100000), trace_scales=(1.0, 0.1), separation=2.0,
-                  small_separation=0.1, n_components=4, t_min=1e-4, t_max=10.0, n_times=9, n_draws=64,
-                  n_neighbour_queries=300, t_regime_max=0.1, ratio_floor=0.25, seeds=(0, 1, 2)),
-    "paper": Config(dims=(2, 4, 8, 16, 32, 64, 128), ns=(100, 1000, 10000, 100000), trace_scales=(1.0, 0.1, 0.01),
-                    separation=2.0, small_separation=0.1, n_components=8, t_min=1e-5, t_max=10.0, n_times=20,
-                    n_draws=2000, n_neighbour_queries=2000, t_regime_max=0.1, ratio_floor=0.25,
-                    seeds=tuple(range(10))),
+    "smoke": Config(dims=(2,), ns=(1, 30), trace_scales=(0.01, 1.0, 100.0), separation=2.0, n_components=4,
+                    times=(1e-3, 3e-2, 1.0), n_draws=64, n_true_draws=200, n_neighbour_queries=100, law_seed=0,
+                    seeds=(0, 1)),
+    "cpu": Config(dims=(2, 8, 32), ns=(1, 10, 100, 1000, 10000), trace_scales=(0.01, 0.1, 1.0, 10.0, 100.0, 1000.0),
+                  separation=2.0, n_components=4, times=(1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0), n_draws=96,
+                  n_true_draws=1000, n_neighbour_queries=300, law_seed=0, seeds=(0, 1, 2, 3, 4, 5)),
+    "paper": Config(dims=(2, 4, 8, 16, 32, 64), ns=(1, 10, 100, 1000, 10000, 100000),
+                    trace_scales=(0.01, 0.1, 1.0, 10.0, 100.0, 1000.0), separation=2.0, n_components=8,
+                    times=(1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0), n_draws=512, n_true_draws=4000,
+                    n_neighbour_queries=1000, law_seed=0, seeds=(0, 1, 2, 3, 4)),
 }
-ESTIMATED_RUNTIME = {"smoke": 5, "cpu": 40, "paper": 3600}
-COLUMNS = ("d", "n", "trace_scale", "separation", "K", "trace", "t", "sigma2_t", "loss_gap", "loss_gap_se",
-           "bound_rhs", "ratio", "ratio_se", "log_n_over_d", "nn_distance_median", "sigma_over_nn", "in_regime",
-           "n_draws", "estimator", "seed", "preset", "device", "runtime_s", "point")
+ESTIMATED_RUNTIME = {"smoke": 4, "cpu": 150, "paper": 4800}   # cpu: 89 s CPU measured (3 of 108 points, x36);
+# paper: d = 64, n = 1e5, 512 draws costs 5.6 CPU s per t (measured), ~62 s per point; ~154 s summed over d, x30
+COLUMNS = ("d", "n", "trace_scale", "separation", "K", "trace", "trace_inverse", "lambda_min", "collision_density",
+           "t", "alpha_t", "sigma2_t", "loss_gap", "loss_gap_se", "loss_gap_fisher_form", "loss_gap_fisher_form_se",
+           "fisher_empirical", "fisher_empirical_se", "fisher_true", "fisher_true_se", "fisher_true_0",
+           "fisher_true_0_se", "memorization_level", "plateau", "small_t_prediction", "collision",
+           "small_t_prediction_pairs", "bound_as_written", "bound_consistent", "ratio_as_written",
+           "ratio_as_written_se", "ratio_consistent", "ratio_consistent_se", "nn_distance_median",
+           "sigma_over_spacing", "sigma2_over_lambda_min", "log_n_over_d", "n_draws", "estimator", "seed", "preset",
+           "device", "runtime_s", "point")
 
 
 def grid(cfg: Config) -> list[dict]:
-    points = [{"d": d, "n": n, "trace_scale": s, "separation": cfg.separation, "seed": seed}
-              for d in cfg.dims for n in cfg.ns for s in cfg.trace_scales for seed in cfg.seeds]
-    points += [{"d": d, "n": cfg.ns[0], "trace_scale": cfg.trace_scales[0], "separation": cfg.small_separation,
-                "seed": seed} for d in cfg.dims for seed in cfg.seeds]
-    return points
+    """One point per (d, trace_scale, seed): it draws one training set of each n of the config (the runner
+    checkpoints per point, and a point per n made the checkpoint writes dominate the cpu preset)."""
+    return [{"d": d, "trace_scale": s, "seed": seed} for d in cfg.dims for s in cfg.trace_scales for seed in cfg.seeds]
+
+
+def true_law(d: int, trace_scale: float, cfg: Config, device: str = "cpu") -> theory.GaussianMixture:
+    return theory.paper_mixture(cfg.n_components, d, separation=cfg.separation, trace=trace_scale * d,
+                                seed=cfg.law_seed, device=device)
+
+
+def spacing(data: torch.Tensor, queries: int) -> float:
+    """Median over (up to ``queries``) training points of the distance to their nearest other training point;
+    NaN for a single point."""
+    if data.shape[0] < 2:
+        return math.nan
+    m = min(data.shape[0], queries)
+    dist, _ = theory.nearest_neighbours(data[:m], data, k=2)
+    return float(dist[:, 1].median())
+
+
+_TRUE_TERMS: dict = {}
+
+
+def true_terms(d: int, scale: float, cfg: Config, device: str) -> dict:
+    """The true law's quantities, shared by every training set of a (d, trace_scale) and computed once per
+    process from their own generator (so they do not depend on the order of the points): tr Sigma, tr Sigma^-1,
+    lambda_min, int p_0^2, J(P_0) and J(P_t) for every t of the config (``fisher_information``)."""
+    key = (d, scale, cfg.times, cfg.n_true_draws, cfg.law_seed, cfg.n_components, cfg.separation, device)
+    if key not in _TRUE_TERMS:
+        truth = true_law(d, scale, cfg, device)
+        gen = torch.Generator(device=device).manual_seed(31_000 + 17 * d + int(round(1e3 * math.log10(scale))))
+        _TRUE_TERMS[key] = {
+            "trace": lossgap.mean_covariance_trace(truth), "trace_inverse": lossgap.mean_precision_trace(truth),
+            "lambda_min": lossgap.min_covariance_eigenvalue(truth), "collision_density": small_t.collision_density(truth),
+            "j0": lossgap.fisher_information(truth, 0.0, cfg.n_true_draws, generator=gen),
+            "jt": {float(t): lossgap.fisher_information(truth, float(t), cfg.n_true_draws, generator=gen)
+                   for t in cfg.times}}
+    return _TRUE_TERMS[key]
 
 
 def run_point(point: dict, cfg: Config, device: str) -> list[dict]:
-    d, n, seed = point["d"], point["n"], point["seed"]
-    truth = theory.paper_mixture(cfg.n_components, d, separation=point["separation"],
-                                 trace=point["trace_scale"] * d, seed=seed, device=device)
-    gen = torch.Generator(device=device).manual_seed(30_000 + 1009 * seed + 7 * d + n)
+    ns = (point["n"],) if "n" in point else cfg.ns
+    return [row for n in ns for row in _training_set_rows({**point, "n": int(n)}, cfg, device)]
+
+
+def _training_set_rows(point: dict, cfg: Config, device: str) -> list[dict]:
+    """The rows (one per t) of one training set of size point["n"]; its own generator per (d, n, scale, seed)."""
+    d, n, scale, seed = point["d"], point["n"], point["trace_scale"], point["seed"]
+    truth = true_law(d, scale, cfg, device)
+    gen = torch.Generator(device=device).manual_seed(30_000 + 1009 * seed + 7 * d + n + int(round(1e3 * math.log10(scale))))
     data = truth.sample(n, 0.0, gen)
     empirical = theory.EmpiricalLaw(data)
-    m = min(n, cfg.n_neighbour_queries)
-    nn_dist, _ = theory.nearest_neighbours(data[:m], data, k=2)
-    nn_median = float(nn_dist[:, 1].median())
-    trace = lossgap.mean_covariance_trace(truth)
+    nn = spacing(data, cfg.n_neighbour_queries)
+    tt = true_terms(d, scale, cfg, device)
+    trace, trace_inv, lam, rho, j0 = (tt[k] for k in ("trace", "trace_inverse", "lambda_min", "collision_density", "j0"))
     rows = []
-    for t in np.geomspace(cfg.t_min, cfg.t_max, cfg.n_times):
+    for t in cfg.times:
         t = float(t)
-        gap = lossgap.fisher_divergence(empirical, truth, t, cfg.n_draws, generator=gen)
-        rhs = float(lossgap.loss_gap_lower_bound(d, t, trace))
+        a, s2 = float(theory.alpha(t)), float(theory.sigma2(t))
+        terms = lossgap.loss_gap_terms(truth, empirical, t, cfg.n_draws, generator=gen)
+        jt = tt["jt"][t]
+        level = d / s2
+        collision = float(small_t.collision_term(d, n, t, rho))
+        aw = float(lossgap.loss_gap_lower_bound(d, t, trace))
+        cons = float(lossgap.loss_gap_lower_bound_consistent(d, t, trace_inv))
+        gap = terms.loss_gap
         rows.append({
-            "K": cfg.n_components, "trace": trace, "t": t, "sigma2_t": float(theory.sigma2(t)),
-            "loss_gap": gap.mean, "loss_gap_se": gap.stderr, "bound_rhs": rhs,
-            "ratio": gap.mean / rhs, "ratio_se": gap.stderr / rhs,
-            "log_n_over_d": math.log(n) / d, "nn_distance_median": nn_median,
-            "sigma_over_nn": math.sqrt(float(theory.sigma2(t))) / nn_median,
-            "in_regime": bool(t <= cfg.t_regime_max and math.log(n) <= d
-                              and point["separation"] == cfg.separation),
-            "n_draws": cfg.n_draws, "estimator": "fisher_under_empirical",
+            "n": n, "K": truth.n_components, "separation": cfg.separation, "trace": trace, "trace_inverse": trace_inv,
+            "lambda_min": lam, "collision_density": rho, "t": t, "alpha_t": a, "sigma2_t": s2,
+            "loss_gap": gap.mean, "loss_gap_se": gap.stderr,
+            "loss_gap_fisher_form": terms.fisher_form.mean, "loss_gap_fisher_form_se": terms.fisher_form.stderr,
+            "fisher_empirical": terms.fisher_empirical.mean, "fisher_empirical_se": terms.fisher_empirical.stderr,
+            "fisher_true": jt.mean, "fisher_true_se": jt.stderr, "fisher_true_0": j0.mean, "fisher_true_0_se": j0.stderr,
+            "memorization_level": level, "plateau": level - jt.mean, "small_t_prediction": level - j0.mean,
+            "collision": collision, "small_t_prediction_pairs": level - collision - j0.mean,
+            "bound_as_written": aw, "bound_consistent": cons,
+            "ratio_as_written": gap.mean / aw, "ratio_as_written_se": gap.stderr / aw,
+            "ratio_consistent": gap.mean / cons, "ratio_consistent_se": gap.stderr / cons,
+            "nn_distance_median": nn, "sigma_over_spacing": 0.0 if n == 1 else math.sqrt(s2) / (a * nn),
+            "sigma2_over_lambda_min": s2 / lam, "log_n_over_d": math.log(n) / d,
+            "n_draws": cfg.n_draws, "estimator": "loss_gap_terms (Fisher form + by parts, combined)",
         })
     return rows
 
 
-def expected_ratio(table):
-    """E_D over the seeds: mean ratio per (d, n, trace_scale, separation, t), with its standard error
-    over data sets and Monte Carlo combined (the seed-to-seed spread)."""
-    keys = ["d", "n", "trace_scale", "separation", "t"]
-    g = table.groupby(keys)
-    out = g[["loss_gap", "bound_rhs", "ratio", "in_regime", "log_n_over_d", "sigma_over_nn"]].mean()
-    out["ratio_se"] = g["ratio"].std(ddof=1).fillna(0.0) / np.sqrt(g.size())
-    return out.reset_index()
+# --------------------------------------------------------------------------------------------- cells and regime
+CELL_KEYS = ["d", "n", "trace_scale", "t"]
 
 
-def regime_minimum(table, cfg: Config) -> dict:
-    """The minimum over the theorem's regime of E_D[ratio], with where it occurs."""
-    e = expected_ratio(table)
-    inside = e[e["in_regime"] > 0.5]
-    if inside.empty:
-        return {"min_ratio": float("nan")}
-    row = inside.loc[inside["ratio"].idxmin()]
-    return {"min_ratio": float(row["ratio"]), "d": int(row["d"]), "n": int(row["n"]), "t": float(row["t"]),
-            "trace_scale": float(row["trace_scale"])}
-
-
-def bounded_range(sub, floor: float) -> float:
-    """The largest t such that the ratio is >= floor at every grid time up to it (nan if none)."""
-    sub = sub.sort_values("t")
-    ok = (sub["ratio"] >= floor).to_numpy()
-    if not ok[0]:
-        return float("nan")
-    stop = np.argmin(ok) if not ok.all() else len(ok)
-    return float(sub["t"].iloc[stop - 1])
-
-
-def plot(table, cfg: Config):
-    import matplotlib.pyplot as plt
-
-    e = expected_ratio(table)
-    dims = sorted(e["d"].unique())
-    fig, axes = plt.subplots(2, len(dims), figsize=(4.4 * len(dims), 8.2), squeeze=False)
-    for c, d in enumerate(dims):
-        top, bottom = axes[0, c], axes[1, c]
-        sub = e[e["d"] == d]
-        for i, ((n, scale, sep), g) in enumerate(sub.groupby(["n", "trace_scale", "separation"])):
-            g = g.sort_values("t")
-            small_sep = sep != cfg.separation
-            label = (f"n={n}, trΣ={scale:g}d" + (f", Δ/√d={sep:g}" if small_sep else "")
-                     + (" (log n > d)" if math.log(n) > d else ""))
-            style = dict(color=f"C{i % 10}", ls="--" if small_sep else ("-" if math.log(n) <= d else ":"))
-            top.plot(g["t"], g["loss_gap"], marker="o", ms=3, label=label, **style)
-            bottom.errorbar(g["t"], g["ratio"], yerr=2 * g["ratio_se"], marker="o", ms=3, capsize=2, **style)
-            if not small_sep and math.log(n) <= d:
-                t_star = bounded_range(g, cfg.ratio_floor)
-                if math.isfinite(t_star):
-                    bottom.axvspan(cfg.t_min, t_star, color=f"C{i % 10}", alpha=0.05)
-        for scale in sorted(sub["trace_scale"].unique()):
-            g = sub[(sub["trace_scale"] == scale)].groupby("t")["bound_rhs"].mean()
-            top.plot(g.index, g.values, "k-", lw=2, alpha=0.5 if scale != 1 else 0.9,
-                     label=rf"$d\sigma_t^{{-2}}+\mathrm{{tr}}\Sigma$ (trΣ={scale:g}d)")
-        top.set_title(f"d={d}")
-        top.set_ylabel(r"$E_D$[Loss-Gap$_t$]")
-        bottom.axhline(cfg.ratio_floor, color="k", lw=0.8, ls=":")
-        bottom.axvline(cfg.t_regime_max, color="grey", lw=0.8)
-        bottom.set_ylabel(r"$E_D$[Loss-Gap$_t$] / $(d\sigma_t^{-2}+\mathrm{tr}\Sigma)$")
-        for ax in (top, bottom):
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel(r"diffusion time $t$")
-            ax.grid(True, alpha=0.3)
-        top.legend(fontsize=5.5)
-    bottom_note = regime_minimum(table, cfg)
-    fig.suptitle("Thm 4.3: Loss-Gap against its lower-bound shape (mean over training sets; shaded: t-range with "
-                 f"ratio ≥ {cfg.ratio_floor:g}; dotted lines: log n > d; dashed: small separation)\n"
-                 f"minimum E_D ratio in the regime (t ≤ {cfg.t_regime_max:g}, log n ≤ d, Δ=Θ(√d)): "
-                 f"{bottom_note.get('min_ratio', float('nan')):.3g}")
-    fig.tight_layout()
-    return fig
-
-
-# --------------------------------------------------------------------------------------------- claims
-def judge_bound(table, *, floor=0.1, t_max=0.1, log_n_over_d_max=1.0, min_separation=1.0):
-    """Thm 4.3 with its constant fitted. Rule: the regime is read from the table with declared cut-offs
-    (t <= t_max, log n / d <= log_n_over_d_max, Delta_min / sqrt d >= min_separation); in each regime cell
-    (d, n, tr Sigma, separation, t) the training-set average E_D[ratio], ratio = Loss-Gap_t / (d / sigma_t^2
-    + tr Sigma), gets a normal interval (se: the larger of the propagated Monte-Carlo error and the seed
-    spread) at the Bonferroni level 1 - 0.05 / cells; the fitted Omega constant c = min over cells of
-    E_D[ratio] then lies in [min lo, min hi] with probability >= 95%. Holds if that interval lies above
-    floor, does not hold if it lies at or below it. Cells outside the regime are reported, not judged."""
+def cells(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell (d, n, trace_scale, t): the training-set averages (E_D) of both ratios and of the
+    plateau ratio E_D[Loss-Gap_t] / (d/sigma_t^2 - J(P_t)) with their standard errors (``stats.seed_mean``: the
+    larger of the propagated Monte-Carlo error and the spread over training sets), and the cell's
+    noise-to-spacing and noise-to-width ratios, bounds and predictions."""
     t = table[table["error"].isna()] if "error" in table.columns else table
-    t = t.assign(ratio_mc_se=t["loss_gap_se"] / t["bound_rhs"])
-    keys = ["d", "n", "trace_scale", "separation", "t"]
-    e = stats.seed_mean(t, keys, "ratio", "ratio_mc_se")
-    e["log_n_over_d"] = np.log(e["n"]) / e["d"]
-    inside = e[(e["t"] <= t_max) & (e["log_n_over_d"] <= log_n_over_d_max) & (e["separation"] >= min_separation)]
-    stat = "fitted Omega constant: min over regime cells of E_D[Loss-Gap_t / (d/sigma_t^2 + tr Sigma)]"
-    rng = (f"d {int(e['d'].min())}-{int(e['d'].max())}, n {int(e['n'].min())}-{int(e['n'].max())}, "
-           f"t {stats.fmt(float(e['t'].min()))}-{stats.fmt(float(e['t'].max()))}, tr Sigma / d in "
-           f"{sorted(float(v) for v in e['trace_scale'].unique())}, {int(t['seed'].nunique())} training sets per cell")
-    if inside.empty:
-        return inconclusive(stat, "no grid cell inside the regime", range_tested=rng)
-    level = stats.bonferroni_level(len(inside))
-    ivs = [stats.normal_interval(r.mean, r.se, level) for r in inside.itertuples()]
-    lo, hi = min(iv.lo for iv in ivs), min(iv.hi for iv in ivs)
-    low = inside.loc[inside["mean"].idxmin()]
-    text = (f"min E_D ratio {stats.fmt(float(low['mean']), 3)} at d = {int(low['d'])}, n = {int(low['n'])}, "
-            f"tr Sigma = {stats.fmt(float(low['trace_scale']))} d, t = {stats.fmt(float(low['t']), 2)}, over "
-            f"{len(inside)} regime cells (t <= {t_max:g}, log n <= {log_n_over_d_max:g} d, Delta/sqrt d >= "
-            f"{min_separation:g})")
-    outside = e.drop(inside.index)
-    if len(outside):
-        worst = outside.loc[outside["mean"].idxmin()]
-        text += (f"; outside (not judged): min {stats.fmt(float(worst['mean']), 2)} at d = {int(worst['d'])}, "
-                 f"n = {int(worst['n'])}, t = {stats.fmt(float(worst['t']), 2)}, separation {stats.fmt(float(worst['separation']))}")
-    return finding(stat, (float(low["mean"]), lo, hi), decide_above(lo, hi, floor), text,
-                   interval="bonferroni_normal", range_tested=rng)
+    t = identity_form_for_single_points(t)
+    t = t.assign(plateau_ratio=t["loss_gap"] / t["plateau"], plateau_ratio_se=t["loss_gap_se"] / t["plateau"])
+    out = None
+    for col in ("ratio_consistent", "ratio_as_written", "plateau_ratio", "loss_gap"):
+        m = stats.seed_mean(t, CELL_KEYS, col, f"{col}_se").rename(columns={"mean": col, "se": f"{col}_se"})
+        out = m if out is None else out.merge(m.drop(columns="k"), on=CELL_KEYS)
+    extra = t.groupby(CELL_KEYS)[["sigma_over_spacing", "sigma2_over_lambda_min", "sigma2_t", "memorization_level",
+                                  "plateau", "small_t_prediction", "small_t_prediction_pairs", "bound_as_written",
+                                  "bound_consistent", "trace", "trace_inverse", "fisher_true"]].mean().reset_index()
+    return out.merge(extra, on=CELL_KEYS)
 
+
+def identity_form_for_single_points(t: pd.DataFrame) -> pd.DataFrame:
+    """For n = 1 the expected Loss-Gap is d/sigma_t^2 - J(P_t) exactly (J(P^_t) = d/sigma_t^2 for one atom), while
+    the per-training-set Loss-Gap scatters around it by O(J(P_t)) from one training point to the next, which a
+    few training sets cannot average out where J(P_t) ~ d/sigma_t^2 (components narrower than the noise). Those
+    rows therefore use the identity form J(P^_t) - J(P_t) (its Monte-Carlo error included) for the loss gap and
+    both ratios; the per-set estimate stays in ``loss_gap_fisher_form`` and lossgap_identity checks the identity."""
+    one = t["n"] == 1
+    if not one.any():
+        return t
+    t = t.copy()
+    gap = t["fisher_empirical"] - t["fisher_true"]
+    se = np.hypot(t["fisher_empirical_se"], t["fisher_true_se"])
+    t.loc[one, "loss_gap"], t.loc[one, "loss_gap_se"] = gap[one], se[one]
+    for reading, bound in (("ratio_as_written", "bound_as_written"), ("ratio_consistent", "bound_consistent")):
+        t.loc[one, reading] = gap[one] / t.loc[one, bound]
+        t.loc[one, f"{reading}_se"] = se[one] / t.loc[one, bound]
+    return t
+
+
+@dataclasses.dataclass(frozen=True)
+class Regime:
+    cells: pd.DataFrame        # every cell, with "lcl" (Bonferroni lower limit of the plateau ratio) and "inside"
+    edge: stats.Interval       # the sigma_t/(alpha_t spacing) edge (edge_bracket)
+    fraction: float
+    width_max: float           # cells with sigma_t^2 / lambda_min <= width_max are "wide"
+    level: float               # the Bonferroni level of the cells' lower limits
+
+
+def find_regime(table: pd.DataFrame, *, fraction: float, width_max: float) -> Regime:
+    """The small-t regime of Thm 4.3, read from the data in two dimensionless ratios. Width: cells with
+    sigma_t^2 / lambda_min(Sigma) <= width_max (components wider than the noise). Spacing: the edge is the
+    largest sigma_t/(alpha_t x NN spacing) up to which every wide cell keeps the lower limit (normal,
+    Bonferroni over the wide cells) of its plateau ratio E_D[Loss-Gap_t] / (d/sigma_t^2 - J(P_t)) -- the gap
+    relative to its exact n = 1 value -- at or above ``fraction`` (``stats.edge_bracket``; n = 1 counts as
+    spacing ratio 0). Inside: wide and at or below the edge."""
+    c = cells(table)
+    wide = c["sigma2_over_lambda_min"] <= width_max
+    level = stats.bonferroni_level(max(int(wide.sum()), 1))
+    c = c.assign(lcl=[stats.normal_interval(r.plateau_ratio, r.plateau_ratio_se, level).lo for r in c.itertuples()])
+    w = c[wide]
+    edge = (stats.edge_bracket(w["sigma_over_spacing"], w["lcl"] >= fraction) if len(w)
+            else stats.Interval(math.nan, -math.inf, math.inf, stats.LEVEL, "edge_bracket"))
+    inside = wide & (c["sigma_over_spacing"] <= (edge.estimate if math.isfinite(edge.estimate) else -1.0))
+    return Regime(c.assign(inside=inside), edge, fraction, width_max, level)
+
+
+def collapse_spread(regime: Regime, column: str = "ratio_consistent", bins_per_decade: int = 4):
+    """How well ``column`` of the wide cells (components wider than the noise) collapses onto
+    sigma_t/(alpha_t spacing): within bins of 1/bins_per_decade decade (cells with a neighbour), the spread
+    max - min of the E_D values; returns the median and the largest spread over the bins with >= 3 cells, and
+    the number of such bins."""
+    c = regime.cells
+    w = c[(c["sigma2_over_lambda_min"] <= regime.width_max) & (c["sigma_over_spacing"] > 0)]
+    if w.empty:
+        return math.nan, math.nan, 0
+    b = np.floor(np.log10(w["sigma_over_spacing"]) * bins_per_decade)
+    spreads = [float(g.max() - g.min()) for _, g in w.groupby(b)[column] if len(g) >= 3]
+    if not spreads:
+        return math.nan, math.nan, 0
+    return float(np.median(spreads)), float(np.max(spreads)), len(spreads)
+
+
+def _range_tested(table) -> str:
+    t = table[table["error"].isna()] if "error" in table.columns else table
+    return (f"d in {sorted(int(v) for v in t['d'].unique())}, n in {sorted(int(v) for v in t['n'].unique())}, "
+            f"tr Sigma / d in {sorted(float(v) for v in t['trace_scale'].unique())}, t {stats.fmt(float(t['t'].min()))}"
+            f"-{stats.fmt(float(t['t'].max()))}, {int(t['seed'].nunique())} training sets per cell")
+
+
+def _fitted_constant(regime: Regime, column: str):
+    """min over the regime's cells of the E_D ratio ``column`` with its interval: each cell's normal interval at
+    the Bonferroni level, the minimum of the lower and of the upper limits (covers the minimum with >= 95%)."""
+    inside = regime.cells[regime.cells["inside"]]
+    level = stats.bonferroni_level(len(inside))
+    ivs = [stats.normal_interval(getattr(r, column), getattr(r, f"{column}_se"), level) for r in inside.itertuples()]
+    lo, hi = min(iv.lo for iv in ivs), min(iv.hi for iv in ivs)
+    low = inside.loc[inside[column].idxmin()]
+    return (float(low[column]), lo, hi), low, inside
+
+
+def _judge(table, column: str, reading: str, *, floor, fraction, width_max):
+    stat = f"fitted Omega constant: min over the regime's cells of E_D[Loss-Gap_t] / ({reading})"
+    rng = _range_tested(table)
+    regime = find_regime(table, fraction=fraction, width_max=width_max)
+    if not regime.cells["inside"].any():
+        return inconclusive(stat, f"the regime is empty: no cell with sigma_t^2/lambda_min <= {width_max:g} keeps "
+                            f"its gap above {fraction:g} x its n = 1 value at the smallest spacing ratio",
+                            range_tested=rng)
+    (value, lo, hi), low, inside = _fitted_constant(regime, column)
+    e = regime.edge
+    c = regime.cells
+    text = (f"min E_D ratio {stats.fmt(value)} [{stats.fmt(lo)}, {stats.fmt(hi)}] at d = {int(low['d'])}, n = "
+            f"{int(low['n'])}, tr Sigma = {stats.fmt(float(low['trace_scale']))} d, t = {stats.fmt(float(low['t']), 2)} "
+            f"(sigma_t^2 tr Sigma / d = {stats.fmt(float(low['sigma2_t'] * low['trace'] / low['d']), 2)}), over "
+            f"{len(inside)} regime cells (sigma_t^2/lambda_min <= {width_max:g} and sigma_t/(alpha_t x NN spacing) <= "
+            f"edge {stats.fmt(e.estimate)}, bracket [{stats.fmt(e.lo)}, {stats.fmt(e.hi)}]: where the gap's lower "
+            f"limit first falls below {fraction:g} x its n = 1 value d/sigma_t^2 - J(P_t)); ratio range there "
+            f"{stats.fmt(float(inside[column].min()))}..{stats.fmt(float(inside[column].max()))}")
+    outside = c[~c["inside"]]
+    if len(outside):
+        text += (f"; outside (not judged): {stats.fmt(float(outside[column].min()))}.."
+                 f"{stats.fmt(float(outside[column].max()))}")
+    if column == "ratio_consistent":
+        med, worst, bins = collapse_spread(regime)
+        text += (f"; collapse onto sigma_t/(alpha_t spacing) (cells with sigma_t^2/lambda_min <= {width_max:g}): "
+                 f"spread (max - min) within quarter-decade bins median {stats.fmt(med, 2)}, largest "
+                 f"{stats.fmt(worst, 2)} over {bins} bins")
+        fine = inside[inside["sigma_over_spacing"] <= 0.1 * e.estimate]
+        if len(fine):
+            pred = fine["small_t_prediction_pairs"] / fine["bound_consistent"]
+            text += (f"; at spacing ratio <= {stats.fmt(0.1 * e.estimate, 2)} the ratio is "
+                     f"(d/sigma_t^2 - collisions - J(P_0)) / (d/sigma_t^2 + tr Sigma^-1) to within "
+                     f"{stats.fmt(float((fine[column] - pred).abs().max()), 2)} ({len(fine)} cells)")
+        narrow = c[(c["sigma2_over_lambda_min"] > width_max) & (c["sigma_over_spacing"] <= e.estimate)]
+        if len(narrow):
+            big = narrow[narrow["sigma2_over_lambda_min"] >= 10 * width_max]
+            text += (f"; components narrower than the noise (sigma_t^2/lambda_min > {width_max:g}, spacing below the "
+                     f"edge): ratio {stats.fmt(float(narrow[column].min()))}..{stats.fmt(float(narrow[column].max()))}"
+                     + (f", at most {stats.fmt(float(big[column].max()))} once sigma_t^2/lambda_min >= "
+                        f"{10 * width_max:g}" if len(big) else ""))
+    confounds = []
+    if e.hi == math.inf:
+        confounds.append("the edge was not reached within the grid (every wide cell stays on the plateau)")
+    return finding(stat, (value, lo, hi), decide_above(lo, hi, floor), text, interval="bonferroni_normal",
+                   confounds=confounds, range_tested=rng)
+
+
+def judge_as_written(table, *, floor=0.1, fraction=0.4, width_max=0.1):
+    """Thm 4.3 as written. Rule: in the regime found from the data (``find_regime``: components wider than the
+    noise, sigma_t^2/lambda_min <= width_max, and sigma_t/(alpha_t x NN spacing) up to the edge where a cell's
+    E_D[Loss-Gap_t] / (d/sigma_t^2 - J(P_t)) first has its Bonferroni lower limit below fraction), every cell's
+    E_D[Loss-Gap_t] / (d/sigma_t^2 + tr Sigma) gets a normal interval at the Bonferroni level over the regime's
+    cells (se: the larger of the propagated Monte-Carlo error and the spread over training sets); the fitted Omega
+    constant, the minimum cell, lies in [min lo, min hi]. Holds if that interval lies above floor, does not hold
+    if it lies at or below it."""
+    return _judge(table, "ratio_as_written", "d/sigma_t^2 + tr Sigma", floor=floor, fraction=fraction,
+                  width_max=width_max)
+
+
+def judge_consistent(table, *, floor=0.1, fraction=0.4, width_max=0.1):
+    """Thm 4.3, dimensionally consistent reading. Rule: the same regime and fit as the as-written rule, for the
+    ratio E_D[Loss-Gap_t] / (d/sigma_t^2 + tr Sigma^-1): holds if the fitted constant's interval lies above floor,
+    does not hold if it lies at or below it."""
+    return _judge(table, "ratio_consistent", "d/sigma_t^2 + tr Sigma^-1", floor=floor, fraction=fraction,
+                  width_max=width_max)
+
+
+_REGIME_CONSTANTS = (
+    Constant("floor", 0.1, "the Omega constant the fitted one must exceed"),
+    Constant("fraction", 0.4, "the regime's spacing edge: where the gap's lower limit falls below this fraction "
+                              "of its n = 1 value d/sigma_t^2 - J(P_t)"),
+    Constant("width_max", 0.1, "largest sigma_t^2 / lambda_min(Sigma) counted as 'components wider than the noise'"),
+)
 
 CLAIMS = [
-    Claim("lossgap_bound", "E_D[Loss-Gap_t] = Omega(d / sigma_t^2 + tr Sigma) at small t for separated Gaussian "
-          "mixtures", "Thm 4.3", "K-component mixtures, Delta_min = Theta(sqrt d), log n = O(d), t small "
-          "(no explicit constant)", "theory.estimators.lossgap.fisher_divergence", judge_bound,
-          (Constant("floor", 0.1, "the Omega constant the fitted one must exceed"),
-           Constant("t_max", 0.1, "largest t counted as 'small t'"),
-           Constant("log_n_over_d_max", 1.0, "largest log n / d counted as 'log n = O(d)'"),
-           Constant("min_separation", 1.0, "smallest Delta_min / sqrt d counted as 'Theta(sqrt d)'"))),
+    Claim("lossgap_bound_as_written", "E_D[Loss-Gap_t] = Omega(d / sigma_t^2 + tr Sigma) at small t for separated "
+          "Gaussian mixtures, with a constant uniform in Sigma (the theorem as written)", "Thm 4.3",
+          "K-component mixtures, Delta_min = Theta(sqrt d), log n = O(d), t small (no explicit constant)",
+          "theory.estimators.lossgap.loss_gap_lower_bound", judge_as_written, _REGIME_CONSTANTS),
+    Claim("lossgap_bound_consistent", "E_D[Loss-Gap_t] = Omega(d / sigma_t^2 + tr Sigma^-1) at small t (the "
+          "dimensionally consistent reading of Thm 4.3)", "Thm 4.3 (reading with tr Sigma^-1)",
+          "as Thm 4.3; small t read as sigma_t small against the components' width and the points' spacing",
+          "theory.estimators.lossgap.loss_gap_lower_bound_consistent", judge_consistent, _REGIME_CONSTANTS),
 ]
+
+
+# --------------------------------------------------------------------------------------------- figure
+def plot(table, cfg: Config):
+    import matplotlib.pyplot as plt
+    from matplotlib import colors, gridspec
+
+    constants = {c.name: c.default for c in _REGIME_CONSTANTS}
+    regime = find_regime(table, fraction=constants["fraction"], width_max=constants["width_max"])
+    c = regime.cells
+    z = stats.normal_quantile(stats.LEVEL)
+    scales = sorted(c["trace_scale"].unique())
+    fig = plt.figure(figsize=(17, 11))
+    gs = gridspec.GridSpec(2, max(3, len(scales)), height_ratios=[1.25, 1], hspace=0.42, wspace=0.32)
+    top = gs[0, :].subgridspec(1, 3, wspace=0.42)
+    ax_a, ax_b, ax_c = (fig.add_subplot(top[0, i]) for i in range(3))
+    markers = {d: m for d, m in zip(sorted(c["d"].unique()), "os^Dvp")}
+    norm = colors.LogNorm(vmin=max(float(c["sigma2_over_lambda_min"].min()), 1e-8),
+                          vmax=float(c["sigma2_over_lambda_min"].max()))
+    cmap = plt.get_cmap("viridis")
+    positive = c.loc[c["sigma_over_spacing"] > 0, "sigma_over_spacing"]
+    x_floor = 0.3 * float(positive.min()) if len(positive) else 1e-3
+
+    # (a) phase diagram: consistent ratio against sigma_t / (alpha_t spacing)
+    for d, g in c.groupby("d"):
+        x = np.where(g["sigma_over_spacing"] > 0, g["sigma_over_spacing"], x_floor)
+        col = cmap(norm(g["sigma2_over_lambda_min"].clip(lower=norm.vmin)))
+        ax_a.errorbar(x, g["ratio_consistent"], yerr=z * g["ratio_consistent_se"], fmt="none", ecolor="0.6",
+                      elinewidth=0.6, zorder=1)
+        ax_a.scatter(x, g["ratio_consistent"], c=col, marker=markers[d], s=18, edgecolors="k", linewidths=0.2,
+                     zorder=2, label=f"d = {d}")
+    ax_a.axvline(x_floor, color="0.5", lw=0.6, ls=":")
+    ax_a.annotate("n = 1 (no neighbour)", (x_floor, 0.5), rotation=90, fontsize=6.5, ha="right", va="center")
+    ax_a.axhline(constants["fraction"], color="C3", lw=0.8, ls="--",
+                 label=f"edge criterion: gap / (d/σ$_t^2$ − J(P$_t$)) = {constants['fraction']:g}")
+    if math.isfinite(regime.edge.estimate):
+        right = regime.edge.hi if math.isfinite(regime.edge.hi) else regime.edge.lo * 1.5
+        ax_a.axvspan(regime.edge.lo, right, color="C3", alpha=0.2,
+                     label=f"edge bracket [{regime.edge.lo:.2g}, {regime.edge.hi:.2g}]")
+    ax_a.set_xscale("log")
+    ax_a.set_ylim(-0.05, 1.12)
+    ax_a.set_xlabel(r"$\sigma_t / (\alpha_t \times$ median nearest-neighbour spacing)")
+    ax_a.set_ylabel(r"$E_D$[Loss-Gap$_t$] / $(d\sigma_t^{-2} + \mathrm{tr}\,\Sigma^{-1})$")
+    ax_a.set_title("(a) consistent reading: phase diagram (colour: $\\sigma_t^2/\\lambda_{\\min}$)", fontsize=9)
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=ax_a, pad=0.01).set_label(r"$\sigma_t^2 / \lambda_{\min}(\Sigma)$")
+    ax_a.legend(fontsize=6.5, loc="center", bbox_to_anchor=(0.4, 0.55))      # the empty middle of the panel
+
+    # (b) as written against sigma_t^2 tr Sigma / d, with the ceiling 1 / (1 + sigma_t^2 tr Sigma / d)
+    u = c["sigma2_t"] * c["trace"] / c["d"]
+    inside = c["inside"]
+    ax_b.errorbar(u[inside], c.loc[inside, "ratio_as_written"], yerr=z * c.loc[inside, "ratio_as_written_se"],
+                  fmt="o", ms=3, color="C0", elinewidth=0.6, label="cells inside the regime")
+    ax_b.errorbar(u[~inside], c.loc[~inside, "ratio_as_written"], yerr=z * c.loc[~inside, "ratio_as_written_se"],
+                  fmt=".", ms=2, color="0.65", elinewidth=0.4, label="outside the regime")
+    uu = np.geomspace(float(u.min()), float(u.max()), 200)
+    ax_b.plot(uu, 1 / (1 + uu), "k-", lw=1.2, label=r"ceiling $1/(1+\sigma_t^2\mathrm{tr}\Sigma/d)$ (gap $< d/\sigma_t^2$)")
+    ax_b.axhline(constants["floor"], color="C3", ls=":", lw=1, label=f"floor {constants['floor']:g}")
+    ax_b.set_xscale("log")
+    ax_b.set_yscale("symlog", linthresh=1e-3)
+    ax_b.set_ylim(-1e-3, 1.5)
+    ax_b.set_xlabel(r"$\sigma_t^2\, \mathrm{tr}\,\Sigma / d$")
+    ax_b.set_ylabel(r"$E_D$[Loss-Gap$_t$] / $(d\sigma_t^{-2} + \mathrm{tr}\,\Sigma)$")
+    ax_b.set_title("(b) as written: collapses once tr Σ ≫ d/σ$_t^2$", fontsize=9)
+    ax_b.legend(fontsize=6.5, loc="lower left")
+
+    # (c) consistent ratio against sigma_t^2 / lambda_min for cells below the spacing edge
+    near = c["sigma_over_spacing"] <= (regime.edge.estimate if math.isfinite(regime.edge.estimate) else 0.0)
+    for d, g in c[near].groupby("d"):
+        ax_c.errorbar(g["sigma2_over_lambda_min"], g["ratio_consistent"], yerr=z * g["ratio_consistent_se"],
+                      fmt=markers[d], ms=3, elinewidth=0.6, label=f"d = {d}")
+    yy = np.geomspace(float(c["sigma2_over_lambda_min"].min()), float(c["sigma2_over_lambda_min"].max()), 200)
+    ax_c.plot(yy, 1 / (1 + yy) ** 2, "k-", lw=1.2, label=r"n = 1, $\Sigma=\lambda I$: $\approx 1/(1+\sigma_t^2/\lambda)^2$")
+    ax_c.axvline(constants["width_max"], color="C3", ls=":", lw=1, label=f"width_max {constants['width_max']:g}")
+    ax_c.set_xscale("log")
+    ax_c.set_ylim(-0.05, 1.12)
+    ax_c.set_xlabel(r"$\sigma_t^2 / \lambda_{\min}(\Sigma)$")
+    ax_c.set_ylabel("consistent ratio")
+    ax_c.set_title("(c) fails where the components are narrower than the noise\n(cells below the spacing edge)",
+                   fontsize=9)
+    ax_c.legend(fontsize=6.5, loc="lower left")
+
+    # bottom: E_D[Loss-Gap_t] against t per trace scale (smallest d: the widest range of spacings), with the
+    # exact n = 1 plateau and both bound shapes
+    d_show = int(min(c["d"]))
+    handles = {}
+    for i, s in enumerate(scales):
+        ax = fig.add_subplot(gs[1, i])
+        sub = c[(c["d"] == d_show) & (c["trace_scale"] == s)]
+        for k, (n, g) in enumerate(sub.groupby("n")):
+            g = g.sort_values("t")
+            pos = g["loss_gap"] > 0
+            h = ax.errorbar(g.loc[pos, "t"], g.loc[pos, "loss_gap"], yerr=z * g.loc[pos, "loss_gap_se"], fmt="o-",
+                            ms=2.5, lw=0.8, color=f"C{k}", elinewidth=0.6)
+            handles.setdefault(f"n = {n}", h)
+            if (~pos).any():      # non-positive estimates: marked on the bottom axis, not dropped
+                ax.plot(g.loc[~pos, "t"], np.full(int((~pos).sum()), 0.02), "v", color=f"C{k}", ms=4,
+                        transform=ax.get_xaxis_transform())
+        ref = sub.groupby("t")[["plateau", "bound_as_written", "bound_consistent"]].mean()
+        handles.setdefault(r"$d/\sigma_t^2 - J(P_t)$ (exact for n = 1)", ax.plot(ref.index, ref["plateau"], "k--", lw=1)[0])
+        handles.setdefault(r"as written: $d/\sigma_t^2+\mathrm{tr}\Sigma$",
+                           ax.plot(ref.index, ref["bound_as_written"], color="C3", ls=":", lw=1.4)[0])
+        handles.setdefault(r"consistent: $d/\sigma_t^2+\mathrm{tr}\Sigma^{-1}$",
+                           ax.plot(ref.index, ref["bound_consistent"], color="C9", ls="-.", lw=1.1)[0])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"d = {d_show}, tr Σ / d = {s:g}", fontsize=8.5)
+        ax.set_xlabel("t", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if i == 0:
+            ax.set_ylabel(r"$E_D$[Loss-Gap$_t$]  (score$^2$)")
+        ax.grid(True, alpha=0.3)
+    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=len(handles), fontsize=7.5,
+               frameon=False, bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle("Thm 4.3, both readings (means over training sets; error bars and intervals: 95% normal, "
+                 "se = max(Monte Carlo, spread over training sets); ▼: non-positive estimate)", fontsize=10)
+    return fig

@@ -21,6 +21,7 @@ from theory.estimators.estimate import Interval, normal_quantile, proportion_dif
 
 __all__ = ["INTERVAL_KINDS", "LEVEL", "Interval", "Fit", "loglog_fit", "CensoredFit", "censored_normal_fit",
            "censored_loglog_fit", "censored_log_mean", "log_bounds", "normal_interval", "seed_mean",
+           "crossing", "edge_bracket", "log_interval_se",
            "seed_interval", "seed_t_interval", "bootstrap_sd_interval", "difference_interval", "wilson_interval",
            "proportion_difference_interval", "bootstrap_counts",
            "bonferroni_level", "fmt", "fmt_interval"]
@@ -63,6 +64,12 @@ INTERVAL_KINDS = {
                      "q the t_{m-p} quantile), which without censoring is exactly the least-squares t-interval",
     "grid_bracket": "the bracket of grid values either side of a threshold crossing (the grid's resolution; "
                     "no sampling interval: one training run per point)",
+    "edge_bracket": "the bracket of grid values either side of an edge found from the data: the last value up to "
+                    "which every cell's lower confidence limit (Bonferroni over the cells) stays above the "
+                    "threshold, and the first value at which one does not (the grid's resolution)",
+    "crossing": "95% interval of where a decreasing curve crosses a level: the crossings of the lower and the "
+                "upper ends of its pointwise 95% normal intervals (linear interpolation in log x between grid "
+                "points); unbounded on a side the grid does not reach",
     "exact": "none: an exact computation (float64 round-off)",
     "none": "no interval: the rule could not compute its statistic",
 }
@@ -464,6 +471,71 @@ def censored_log_mean(y_lo, y_hi, level: float = LEVEL) -> CensoredFit:
     exp of the estimate and of its interval is a geometric mean with its interval."""
     lo, hi = log_bounds(y_lo, y_hi)
     return censored_normal_fit(np.ones((lo.size, 1)), lo, hi, coef=0, level=level)
+
+
+def log_interval_se(lo: float, hi: float, level: float = LEVEL) -> float:
+    """The standard error of log y implied by a two-sided interval [lo, hi] of y > 0 at ``level``
+    ((log hi - log lo) / (2 z)); inf when the interval is unbounded or reaches 0. For ``loglog_fit``'s
+    ``y_se`` pass y * log_interval_se(lo, hi)."""
+    if not (lo > 0 and math.isfinite(hi) and hi >= lo):
+        return math.inf
+    return (math.log(hi) - math.log(lo)) / (2 * normal_quantile(level))
+
+
+# --------------------------------------------------------------------------------------------- crossings, edges
+def _first_crossing(x: np.ndarray, y: np.ndarray, level: float, log_x: bool) -> float:
+    """Where y first falls below ``level`` (x ascending), by linear interpolation between the two grid points
+    either side (in log x if ``log_x``); -inf if it starts below, +inf if it never falls below."""
+    below = np.flatnonzero(y < level)
+    if below.size == 0:
+        return math.inf
+    k = int(below[0])
+    if k == 0:
+        return -math.inf
+    x0, x1 = (np.log(x[k - 1]), np.log(x[k])) if log_x else (x[k - 1], x[k])
+    frac = (y[k - 1] - level) / (y[k - 1] - y[k])
+    v = x0 + frac * (x1 - x0)
+    return float(np.exp(v)) if log_x else float(v)
+
+
+def crossing(x, y, y_lo, y_hi, level: float, *, log_x: bool = True, interval_level: float = LEVEL) -> Interval:
+    """Where a decreasing curve y(x) crosses ``level``, with an interval (``crossing``): the estimate is the
+    first crossing of y, lo that of the lower ends y_lo (which cross first), hi that of the upper ends y_hi;
+    each by linear interpolation between the grid points either side (in log x by default; x > 0). Censored
+    sides: a curve that is below the level from the first point gives -inf (0 for log x) and one that never
+    falls below it gives +inf; the estimate is then NaN. Points with NaN are dropped."""
+    x, y, lo, hi = (np.asarray(v, float) for v in (x, y, y_lo, y_hi))
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(lo) & np.isfinite(hi) & ((x > 0) if log_x else True)
+    order = np.argsort(x[keep])
+    x, y, lo, hi = (v[keep][order] for v in (x, y, lo, hi))
+    if x.size == 0:
+        return Interval(math.nan, -math.inf, math.inf, interval_level, "crossing")
+    est = _first_crossing(x, y, level, log_x)
+    a, b = _first_crossing(x, lo, level, log_x), _first_crossing(x, hi, level, log_x)
+    floor = 0.0 if log_x else -math.inf
+    a = floor if a == -math.inf else a
+    b = floor if b == -math.inf else b
+    return Interval(est if math.isfinite(est) else math.nan, min(a, b), max(a, b), interval_level, "crossing")
+
+
+def edge_bracket(x, passes) -> Interval:
+    """The edge of a region that starts at small x (``edge_bracket``): sorting the cells by x, the estimate and
+    lo are the largest x up to which every cell passes, hi the x of the first cell that does not (+inf if all
+    pass); NaN estimate and lo = -inf if the first cell already fails. Ties in x count as failing if any fails."""
+    x, ok = np.asarray(x, float), np.asarray(passes, bool)
+    keep = np.isfinite(x)
+    x, ok = x[keep], ok[keep]
+    order = np.argsort(x, kind="stable")
+    x, ok = x[order], ok[order]
+    values = np.unique(x)
+    good = np.array([ok[x == v].all() for v in values])
+    if good.all():
+        return Interval(float(values[-1]) if values.size else math.nan, float(values[-1]) if values.size else -math.inf,
+                        math.inf, LEVEL, "edge_bracket")
+    k = int(np.argmin(good))
+    if k == 0:
+        return Interval(math.nan, -math.inf, float(values[0]), LEVEL, "edge_bracket")
+    return Interval(float(values[k - 1]), float(values[k - 1]), float(values[k]), LEVEL, "edge_bracket")
 
 
 # --------------------------------------------------------------------------------------------- seeds

@@ -79,6 +79,63 @@ class RunningMoments:
         return Estimate(self._pivot + m, math.sqrt(var / self.n), self.n)
 
 
+class RunningCovariance:
+    """Streaming means and covariance of k-vector samples (rows of (N, k) batches), accumulated in float64
+    about a fixed pivot (the first batch's mean), never keeping the samples.
+
+    ``estimate(weights)`` is the mean of the linear combination weights . v with its standard error from
+    the same draws (so correlated columns are handled exactly); ``combined(i, j)`` is the minimum-variance
+    combination v_i + beta (v_j - v_i) of two columns with the same expectation (a control variate:
+    beta = -Cov(v_i, v_j - v_i) / Var(v_j - v_i), estimated from the same draws, which biases the standard
+    error by O(1/N) only)."""
+
+    def __init__(self, k: int) -> None:
+        if not (isinstance(k, int) and k > 0):
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        self.k, self.n = k, 0
+        self._pivot: torch.Tensor | None = None
+        self._s1 = torch.zeros(k, dtype=torch.float64)
+        self._s2 = torch.zeros(k, k, dtype=torch.float64)
+
+    def update(self, values: torch.Tensor) -> "RunningCovariance":
+        v = values.detach().to(torch.float64).cpu().reshape(-1, self.k)
+        if v.shape[0] == 0:
+            return self
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError("RunningCovariance.update got NaN or infinite samples")
+        if self._pivot is None:
+            self._pivot = v.mean(0)
+        c = v - self._pivot
+        self.n += v.shape[0]
+        self._s1 += c.sum(0)
+        self._s2 += c.T @ c
+        return self
+
+    def _moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.n == 0:
+            raise ValueError("RunningCovariance has no samples")
+        m = self._s1 / self.n
+        cov = (self._s2 / self.n - torch.outer(m, m)) * self.n / max(self.n - 1, 1)
+        return self._pivot + m, cov
+
+    def estimate(self, weights) -> Estimate:
+        w = torch.as_tensor(weights, dtype=torch.float64).reshape(self.k)
+        mean, cov = self._moments()
+        var = max(float(w @ cov @ w), 0.0)
+        return Estimate(float(w @ mean), math.sqrt(var / self.n), self.n)
+
+    def column(self, i: int) -> Estimate:
+        return self.estimate(torch.eye(self.k, dtype=torch.float64)[i])
+
+    def combined(self, i: int, j: int) -> Estimate:
+        mean, cov = self._moments()
+        var_d = float(cov[j, j] - 2 * cov[i, j] + cov[i, i])
+        beta = 0.0 if var_d <= 0 else -float(cov[i, j] - cov[i, i]) / var_d
+        w = torch.zeros(self.k, dtype=torch.float64)
+        w[i], w[j] = 1.0 - beta, beta
+        return self.estimate(w)
+
+
 def binomial_estimate(successes: int, trials: int) -> Estimate:
     """Fraction of successes with its binomial standard error sqrt(p (1 - p) / N); integer counts
     0 <= successes <= trials, trials >= 2 (one trial has no standard error)."""

@@ -30,11 +30,37 @@ either side is unbiased for the same number; the two estimators differ only by t
 Common random numbers: each loss is ~ d / sigma_t^2 at small t while the gap can be much smaller, so the
 two losses are evaluated at the same (x_i, z) and the standard error is taken from the per-draw
 differences.
+
+Integration by parts (``loss_gap_terms``). With J(Q) = E_Q |grad log q|^2 = -E_Q Delta log q the Fisher
+information (Gaussian tails: no boundary terms), expand the Fisher form and integrate the cross term by parts,
+E_{P^_t}[s^.s] = int grad p^_t . s = -E_{P^_t}[Delta log p_t]:
+
+    Loss-Gap_t = E_{P^_t} |s^|^2 - 2 E_{P^_t}[s^.s] + E_{P^_t}|s|^2
+               = E_{P^_t} [ -Delta log p^_t + 2 Delta log p_t + |s|^2 ]            (for every fixed D),
+
+and -Delta log p^_t = d/sigma_t^2 - (alpha_t^2/sigma_t^4) tr Cov[X_0 | X_t] is d/sigma_t^2 up to the posterior
+spread, so this form has per-draw values of size J(P_0), not d/sigma_t^2, at small t: it resolves the O(1)
+terms of the gap that the Fisher form (per-draw values ~ |z|^2/sigma_t^2) cannot. Where many points share a
+noise ball the Fisher form is the quieter one; ``loss_gap_terms`` evaluates both on the same draws and
+combines them with the variance-minimising weight.
+
+The expected Loss-Gap (over training sets D of n iid points of P_0). Since E_D p^_t = p_t, the last two terms
+average to E_{P_t}[2 Delta log p_t + |s|^2] = -2 J(P_t) + J(P_t), so, exactly for every t > 0,
+
+    E_D[Loss-Gap_t] = E_D[J(P^_t)] - J(P_t),
+
+and since Fisher information does not increase under convolution, J(P^_t) = J(P^_0 * N(0, sigma_t^2 I))
+<= J(N(0, sigma_t^2 I)) = d/sigma_t^2 (``memorization_level``), with equality for n = 1:
+
+    E_D[Loss-Gap_t] <= d/sigma_t^2 - J(P_t) < d/sigma_t^2,    = d/sigma_t^2 - J(P_t) for n = 1;
+
+for one Gaussian N(mu, Sigma), J(P_t) = tr C_t^{-1} with C_t = alpha_t^2 Sigma + sigma_t^2 I
+(``gaussian_fisher_information``). The small-t expansion of E_D[J(P^_t)] is in ``theory.estimators.small_t``.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import torch
 
@@ -42,7 +68,7 @@ from ..laws import forward
 from .._validate import (TimeLike, check_array, check_generator, check_number, check_output,
                          check_positive_int, check_result, check_spd)
 from ..laws.empirical import as_empirical, as_points
-from .estimate import Estimate, RunningMoments
+from .estimate import Estimate, RunningCovariance, RunningMoments
 from ..laws.law import NoisedLaw, ScoreLike, score_function
 
 DEFAULT_BATCH = 1024
@@ -166,6 +192,89 @@ def fisher_divergence(p: NoisedLaw, q: ScoreLike, t: float, n_draws: int, *, und
     return acc.estimate()
 
 
+class LossGapTerms(NamedTuple):
+    """The Loss-Gap of one training set and its parts, all from the same draws X ~ P^_t (``loss_gap_terms``).
+
+    loss_gap: the minimum-variance combination of the two unbiased forms below;
+    fisher_form: E |s^ - s|^2 (Prop. 4.1); by_parts: E[-Delta log p^_t + 2 Delta log p_t + |s|^2];
+    fisher_empirical: J(P^_t) = -E Delta log p^_t; fisher_form_excess: fisher_form - fisher_empirical (its
+    expectation over training sets is -J(P_t): the expected identity, checked without integration by parts)."""
+
+    loss_gap: Estimate
+    fisher_form: Estimate
+    by_parts: Estimate
+    fisher_empirical: Estimate
+    fisher_form_excess: Estimate
+
+
+def loss_gap_terms(truth: NoisedLaw, data, t: float, n_draws: int, *, generator: torch.Generator | None = None,
+                   batch_size: int = DEFAULT_BATCH) -> LossGapTerms:
+    """Loss-Gap_t of the training set ``data`` against the true law ``truth``, by Monte Carlo under P^_t in two
+    exact forms (see the module docstring): the Fisher form E|s^ - s|^2 and the integration-by-parts form
+    E[-Delta log p^_t + 2 Delta log p_t + |s|^2], evaluated on the same ``n_draws`` draws and combined with
+    the variance-minimising weight (``RunningCovariance.combined``); also J(P^_t) = -E Delta log p^_t. At
+    small t the by-parts form is orders of magnitude quieter (its per-draw values are O(J(P_0)) instead of
+    ~ d/sigma_t^2), where many points share a noise ball the Fisher form is; the combination takes the better
+    of the two (and more)."""
+    if not isinstance(truth, NoisedLaw):
+        raise ValueError(f"truth must be a NoisedLaw, got {type(truth).__name__}")
+    empirical = as_empirical(data)
+    tt = scalar_time(t, dtype=empirical.dtype, device=empirical.device)
+    check_positive_int(n_draws, "n_draws")
+    check_positive_int(batch_size, "batch_size")
+    acc = RunningCovariance(3)
+    for b0 in range(0, n_draws, batch_size):
+        x = empirical.sample(min(batch_size, n_draws - b0), tt, generator)
+        s_hat, lap_hat = empirical.score_and_laplacian(x, tt)
+        s, lap = truth.score_and_laplacian(x, tt)
+        fisher_form = (s_hat - s).pow(2).sum(-1)
+        by_parts = -lap_hat + 2 * lap + s.pow(2).sum(-1)
+        acc.update(torch.stack([fisher_form, by_parts, -lap_hat], dim=1))
+    return LossGapTerms(acc.combined(0, 1), acc.column(0), acc.column(1), acc.column(2),
+                        acc.estimate([1.0, 0.0, -1.0]))
+
+
+def fisher_information(law: NoisedLaw, t: float, n_draws: int, *, generator: torch.Generator | None = None,
+                       batch_size: int = DEFAULT_BATCH) -> Estimate:
+    """Monte-Carlo Fisher information of the noised law, J(P_t) = E_{P_t} |grad log p_t|^2 = -E_{P_t} Delta log p_t
+    (integration by parts), from the Laplacian form: exact (zero variance) for one Gaussian, where
+    -Delta log p_t = tr C_t^{-1}; for the empirical law -Delta log p^_t = d/sigma_t^2 - (alpha_t^2/sigma_t^4) tr
+    Cov[X_0 | X_t], so its values are d/sigma_t^2 up to the posterior spread. ``t`` >= 0 for a law with a
+    density at 0 (a mixture: J(P_0)), > 0 otherwise."""
+    if not isinstance(law, NoisedLaw):
+        raise ValueError(f"law must be a NoisedLaw, got {type(law).__name__}")
+    tt = forward.coefficients(t, allow_zero=law.has_density_at_zero, dtype=law.dtype, device=law.device).t
+    if tt.ndim != 0:
+        raise ValueError(f"t must be a scalar time, got shape {tuple(tt.shape)}")
+    check_positive_int(n_draws, "n_draws")
+    check_positive_int(batch_size, "batch_size")
+    acc = RunningMoments()
+    for b0 in range(0, n_draws, batch_size):
+        x = law.sample(min(batch_size, n_draws - b0), tt, generator)
+        acc.update(-law.laplacian(x, tt))
+    return acc.estimate()
+
+
+def memorization_level(dim: int, t) -> torch.Tensor:
+    """d / sigma_t^2: the Fisher information of one noised atom N(alpha_t x_i, sigma_t^2 I), hence the upper
+    bound of J(P^_t) for every training set and of E_D[Loss-Gap_t] + J(P_t) (module docstring)."""
+    d = check_positive_int(dim, "dim")
+    return d / forward.coefficients(t, allow_zero=False).sigma2
+
+
+def gaussian_fisher_information(covariance, t) -> torch.Tensor:
+    """J(P_t) = tr C_t^{-1}, C_t = alpha_t^2 Sigma + sigma_t^2 I, for P_0 = N(mu, Sigma) (t >= 0; t = 0 gives
+    tr Sigma^{-1}). With n = 1, E_D[Loss-Gap_t] = d/sigma_t^2 - tr C_t^{-1} exactly (module docstring)."""
+    cov = as_tensor(covariance, "covariance")
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
+        raise ValueError(f"covariance must be (d, d), got {tuple(cov.shape)}")
+    tc = forward.coefficients(t, allow_zero=True, dtype=cov.dtype, device=cov.device)
+    if tc.t.ndim != 0:
+        raise ValueError(f"t must be a scalar time, got shape {tuple(tc.t.shape)}")
+    eig = torch.linalg.eigvalsh(0.5 * (cov + cov.T))
+    return (1.0 / (tc.alpha ** 2 * eig + tc.sigma2)).sum()
+
+
 def gaussian_fisher_divergence(mean_p, cov_p, mean_q, cov_q) -> torch.Tensor:
     """Closed-form Fisher divergence between two Gaussians under the first, P = N(m_p, S_p), Q = N(m_q, S_q):
 
@@ -189,6 +298,30 @@ def gaussian_fisher_divergence(mean_p, cov_p, mean_q, cov_q) -> torch.Tensor:
     return check_result(value, "gaussian_fisher_divergence")
 
 
+def _covariances_at_zero(law: NoisedLaw) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(law, NoisedLaw):
+        raise ValueError(f"law must be a NoisedLaw, got {type(law).__name__}")
+    comp = law.components(0.0)
+    return comp.weights, comp.factors @ comp.factors.transpose(-2, -1)
+
+
+def mean_precision_trace(law: NoisedLaw) -> float:
+    """sum_k pi_k tr Sigma_k^{-1}: the tr Sigma^{-1} of the dimensionally consistent reading of Thm 4.3, and
+    J(P_0) of a well-separated mixture (J(P_0) = sum_k pi_k tr Sigma_k^{-1} - E tr Cov_r[g_k]: lower where
+    components overlap). A law with point masses (the empirical law) raises."""
+    weights, covs = _covariances_at_zero(law)
+    eig = torch.linalg.eigvalsh(covs)
+    if not bool((eig > 0).all()):
+        raise ValueError("the law has singular components (point masses): tr Sigma^-1 is infinite")
+    return float(weights @ (1.0 / eig).sum(-1))
+
+
+def min_covariance_eigenvalue(law: NoisedLaw) -> float:
+    """min_k lambda_min(Sigma_k): the narrowest direction of any component of P_0 (0 for the empirical law)."""
+    _, covs = _covariances_at_zero(law)
+    return float(torch.linalg.eigvalsh(covs).min())
+
+
 def mean_covariance_trace(law: NoisedLaw) -> float:
     """The tr Sigma of Thm 4.3 for a mixture: the weight-averaged trace sum_k pi_k tr Sigma_k of the
     component covariances of P_0 (equal to tr Sigma_k when all components share one trace, as in
@@ -200,7 +333,7 @@ def mean_covariance_trace(law: NoisedLaw) -> float:
 
 
 def loss_gap_lower_bound(dim: int, t, trace: float) -> torch.Tensor:
-    """The order of the lower bound of Thm 4.3, without its constant:
+    """The order of the lower bound of Thm 4.3 as written, without its constant:
 
         E_D[Loss-Gap_t] = Omega( d / sigma_t^2 + tr Sigma ),
 
@@ -208,9 +341,27 @@ def loss_gap_lower_bound(dim: int, t, trace: float) -> torch.Tensor:
     interval. ``trace`` is tr Sigma, taken as the weight-averaged component trace sum_k pi_k tr Sigma_k
     (``mean_covariance_trace``). The theorem's constant is not known explicitly, so what is checkable is
     that the ratio Loss-Gap_t / (d / sigma_t^2 + tr Sigma) stays bounded below over the stated regime.
-    ``t``: a number or a tensor (> 0); returns a tensor of its shape, finite for t >= ~1e-307 (below, where
-    d / sigma_t^2 overflows float64, a ValueError names t). ``trace``: a finite number >= 0."""
+    Units: the Loss-Gap and d/sigma_t^2 are squared scores (1/length^2), tr Sigma is a length^2; since
+    E_D[Loss-Gap_t] < d/sigma_t^2 (module docstring), the ratio is below 1/(1 + sigma_t^2 tr Sigma / d) and
+    no constant uniform in Sigma exists once tr Sigma >> d/sigma_t^2 (compare
+    ``loss_gap_lower_bound_consistent``). ``t``: a number or a tensor (> 0); returns a tensor of its shape,
+    finite for t >= ~1e-307 (below, where d / sigma_t^2 overflows float64, a ValueError names t).
+    ``trace``: a finite number >= 0."""
     d = check_positive_int(dim, "dim")
     trace = check_number(trace, "trace", low=0.0)
     tc = forward.coefficients(t, allow_zero=False)
     return check_result(d / tc.sigma2 + trace, "loss_gap_lower_bound", tc.t)
+
+
+def loss_gap_lower_bound_consistent(dim: int, t, trace_inverse: float) -> torch.Tensor:
+    """The dimensionally consistent reading of Thm 4.3's bound, d / sigma_t^2 + tr Sigma^{-1} (both terms
+    squared scores; ``trace_inverse`` = sum_k pi_k tr Sigma_k^{-1}, ``mean_precision_trace``). Where
+    sigma_t^2 << lambda_min(Sigma) and sigma_t << alpha_t x the spacing of the training points,
+    E_D[Loss-Gap_t] ~ d/sigma_t^2 - J(P_0) (``theory.estimators.small_t``), so the ratio is about
+    (d/sigma_t^2 - tr Sigma^{-1}) / (d/sigma_t^2 + tr Sigma^{-1}); it falls to ~ 1/(1 + sigma_t^2/lambda)^2
+    (n = 1, Sigma = lambda I) where the components are narrower than the noise. ``t`` as in
+    ``loss_gap_lower_bound``; ``trace_inverse``: a finite number >= 0."""
+    d = check_positive_int(dim, "dim")
+    trace_inverse = check_number(trace_inverse, "trace_inverse", low=0.0)
+    tc = forward.coefficients(t, allow_zero=False)
+    return check_result(d / tc.sigma2 + trace_inverse, "loss_gap_lower_bound_consistent", tc.t)

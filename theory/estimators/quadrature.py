@@ -38,13 +38,19 @@ CHUNK = 2 ** 16
 Integrand = Callable[[torch.Tensor, int], torch.Tensor]
 
 
-def _rule(half_width: float, panels: int, order: int) -> tuple[np.ndarray, np.ndarray]:
-    """Composite Gauss-Legendre nodes and weights on [-L, L] (``panels`` equal panels, ``order`` nodes each)."""
+def gauss_legendre_rule(a: float, b: float, panels: int, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Composite Gauss-Legendre nodes and weights on [a, b] (``panels`` equal panels, ``order`` nodes each):
+    exact for piecewise polynomials of degree 2 order - 1 on the panels."""
     nodes, weights = roots_legendre(order)
-    edges = np.linspace(-half_width, half_width, panels + 1)
+    edges = np.linspace(a, b, panels + 1)
     half = 0.5 * np.diff(edges)
     mid = 0.5 * (edges[:-1] + edges[1:])
     return (mid[:, None] + half[:, None] * nodes).ravel(), (half[:, None] * weights).ravel()
+
+
+def _rule(half_width: float, panels: int, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Composite Gauss-Legendre nodes and weights on [-L, L]."""
+    return gauss_legendre_rule(-half_width, half_width, panels, order)
 
 
 def gaussian_mixture_expectation(integrand: Integrand, weights: torch.Tensor, centres: torch.Tensor,

@@ -6,6 +6,7 @@ implement it, so every estimator in ``theory`` works on either:
     law.log_prob(x, t)   (B,)       log p_t(x)
     law.score(x, t)      (B, d)     grad log p_t(x)
     law.hessian(x, t)    (B, d, d)  grad^2 log p_t(x) = -I/sigma_t^2 + alpha_t^2/sigma_t^4 Cov[X_0 | X_t = x]
+    law.laplacian(x, t)  (B,)       Delta log p_t(x) = tr grad^2 log p_t(x)  (score_and_laplacian: both at once)
     law.denoiser(x, t)   (B, d)     E[X_0 | X_t = x]   (Tweedie: score = (alpha_t E[X_0|X_t] - x)/sigma_t^2)
     law.sample(m, t, generator)     m draws from P_t (t = 0: the law itself)
     law.components(t)               P_t as a finite Gaussian mixture sum_j w_j N(m_j, F_j F_j^T)
@@ -89,6 +90,16 @@ class NoisedLaw:
 
     def hessian(self, x, t: TimeLike) -> torch.Tensor:
         raise NotImplementedError
+
+    def laplacian(self, x, t: TimeLike) -> torch.Tensor:
+        """Delta log p_t(x) = tr grad^2 log p_t(x), (B,). By integration by parts the Fisher information is
+        J(P_t) = E|grad log p_t|^2 = -E Delta log p_t (``theory.estimators.lossgap.fisher_information``)."""
+        return self.score_and_laplacian(x, t)[1]
+
+    def score_and_laplacian(self, x, t: TimeLike) -> tuple[torch.Tensor, torch.Tensor]:
+        """(score (B, d), Laplacian of log p_t (B,)) in one evaluation. This default takes the trace of
+        ``hessian``; the laws override it with a pass that never forms the (B, d, d) Hessians."""
+        return self.score(x, t), torch.diagonal(self.hessian(x, t), dim1=-2, dim2=-1).sum(-1)
 
     def denoiser(self, x, t: TimeLike) -> torch.Tensor:
         raise NotImplementedError

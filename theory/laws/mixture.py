@@ -127,6 +127,21 @@ class GaussianMixture(NoisedLaw):
             mean_precision = torch.einsum("kde,bke,kfe->bdf", U, r[..., None] / c, U)
         return self._checked(cov_g - mean_precision, "hessian", tc, x)
 
+    def score_and_laplacian(self, x, t: TimeLike) -> tuple[torch.Tensor, torch.Tensor]:
+        """(grad log p_t(x) (B, d), Delta log p_t(x) (B,)): the trace of ``hessian``,
+
+            Delta log p_t(x) = sum_k r_k |g_k - s|^2 - sum_k r_k tr C_k(t)^{-1},   tr C_k^{-1} = sum_j 1/(alpha_t^2 lambda_kj + sigma_t^2),
+
+        without forming the (B, d, d) matrices (for one Gaussian it is the constant -tr C(t)^{-1})."""
+        x, tc = self._inputs(x, t)
+        log_joint, g, _, c = self._log_joint(x, tc.alpha, tc.sigma2)
+        r = torch.softmax(log_joint, dim=1)
+        s = torch.einsum("bk,bkd->bd", r, g)
+        spread = torch.einsum("bk,bk->b", r, (g - s[:, None, :]).pow(2).sum(-1))
+        inv_trace = (1.0 / c).sum(-1)                       # (K,) for one t, (B, K) per sample
+        mean_inv = r @ inv_trace if inv_trace.ndim == 1 else (r * inv_trace).sum(-1)
+        return s, spread - mean_inv
+
     def denoiser(self, x, t: TimeLike) -> torch.Tensor:
         """E[X_0 | X_t = x] = sum_k r_k [mu_k + alpha_t Sigma_k C_k^{-1} (x - alpha_t mu_k)] (computed
         from the component posteriors, independently of ``score``; Tweedie's formula links the two)."""
