@@ -265,9 +265,10 @@ def memorization_level(dim: int, t) -> torch.Tensor:
 def gaussian_fisher_information(covariance, t) -> torch.Tensor:
     """J(P_t) = tr C_t^{-1}, C_t = alpha_t^2 Sigma + sigma_t^2 I, for P_0 = N(mu, Sigma) (t >= 0; t = 0 gives
     tr Sigma^{-1}). With n = 1, E_D[Loss-Gap_t] = d/sigma_t^2 - tr C_t^{-1} exactly (module docstring)."""
-    cov = as_tensor(covariance, "covariance")
-    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
-        raise ValueError(f"covariance must be (d, d), got {tuple(cov.shape)}")
+    cov = check_array(covariance, "covariance", ("d", "d"))
+    if cov.shape[0] != cov.shape[1]:
+        raise ValueError(f"covariance must have shape (d, d), got {tuple(cov.shape)}")
+    cov = check_spd(cov, "covariance")
     tc = forward.coefficients(t, allow_zero=True, dtype=cov.dtype, device=cov.device)
     if tc.t.ndim != 0:
         raise ValueError(f"t must be a scalar time, got shape {tuple(tc.t.shape)}")
