@@ -59,6 +59,7 @@ NAME = "cifar_pruning"
 CLAIM = ("Pruning the attention heads least important at small t (Algorithm 1) lowers a CIFAR-10 DiT's "
          "memorization at similar quality, unlike random pruning (Sec. 6, Table)")
 ORDER = 60
+SHARED_FIRST_POINT = True    # the first seed trains the original model the others reuse: on a cluster it runs alone first
 
 # The paper's table (mean over 5 runs), drawn beside the measurement as the claim being checked.
 PAPER = {"original": {"precision": 0.39, "recall": 0.08, "memorization": 0.7382, "fid": 15.47},
@@ -174,10 +175,19 @@ def finetune_config(cfg: Config) -> ImageTrainConfig:
                                ema_decay=p.finetune_ema_decay, warmup=1, checkpoint_every=max(1, p.finetune_steps))
 
 
+def data_fingerprint(cfg: Config) -> str:
+    """A hash of the files the rows are computed from: the training images and, for Inception features, the
+    network (``verify.store``: rows and checkpoints of other data are never reused)."""
+    folder = _io.data_dir(cfg.data_dir)
+    files = [folder / _io.TRAIN_5K] + ([folder / _io.INCEPTION] if cfg.evaluation.feature_network == "inception" else [])
+    return _io.fingerprint(*[_io.file_fingerprint(f) for f in files])
+
+
 def checkpoint_dir(cfg: Config) -> Path:
-    """``$MEMSEP_CHECKPOINTS``/cifar_pruning/<hash of what the original model depends on>."""
+    """``$MEMSEP_CHECKPOINTS``/cifar_pruning/<hash of what the original model depends on, the data included>."""
     key = {"n_train": cfg.n_train, "model": dataclasses.asdict(cfg.model),
-           "training": dataclasses.asdict(cfg.training), "train_seed": cfg.train_seed}
+           "training": dataclasses.asdict(cfg.training), "train_seed": cfg.train_seed,
+           "data": data_fingerprint(cfg)}
     return _io.checkpoint_root() / NAME / _io.key_tag(key, 10)
 
 
@@ -200,7 +210,8 @@ def _reference_features(cfg: Config, device: str) -> torch.Tensor:
     ev = cfg.evaluation
     if ev.reference != "train_exact":
         raise ValueError(f"reference must be 'train_exact', got {ev.reference!r}")
-    cache = _io.Checkpoint(checkpoint_dir(cfg).parent / f"reference_{ev.reference}_{ev.n_reference}_{ev.feature_network}.pt")
+    cache = _io.Checkpoint(checkpoint_dir(cfg).parent / (f"reference_{ev.reference}_{ev.n_reference}_{ev.feature_network}_"
+                                                         f"{data_fingerprint(cfg)}.pt"))
     return cache.cached(lambda: _features(_io.load_training_images(ev.n_reference, data_dir_path=cfg.data_dir),
                                           cfg, device))
 
@@ -212,7 +223,7 @@ def _real_fid(cfg: Config, ref: torch.Tensor, device: str) -> float:
     ev, n = cfg.evaluation, cfg.sampling.n_generated
     first = max(cfg.n_train, ev.n_reference)
     cache = _io.Checkpoint(checkpoint_dir(cfg).parent / (f"real_fid_{ev.reference}_{ev.n_reference}_{first}_{n}_"
-                                                         f"{ev.feature_network}.pt"))
+                                                         f"{ev.feature_network}_{data_fingerprint(cfg)}.pt"))
 
     def compute():
         images = _io.load_training_images(data_dir_path=cfg.data_dir)[first:first + n]
