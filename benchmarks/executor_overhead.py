@@ -25,21 +25,6 @@ import torch  # noqa: E402
 DEFAULT_MODULES = "lipschitz_vs_t,lossgap_identity,lossgap_rate,phase_2d,width_vs_n"
 
 
-def reference_s(reps: int = 20) -> float:
-    """Seconds per 1024 x 1024 float32 matmul on one thread (median of 3 loops)."""
-    a = torch.randn(1024, 1024, generator=torch.Generator().manual_seed(0))
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(reps):
-            a @ a
-        times.append((time.perf_counter() - start) / reps)
-    torch.set_num_threads(old)
-    return sorted(times)[1]
-
-
 def _trivial_grid(cfg):
     return [{"x": i, "seed": 0} for i in range(cfg["points"])]
 
@@ -73,6 +58,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     from verify import executor, get, runner
+    from verify.cost import reference_matmul_s as reference_s
 
     tmp = Path(tempfile.mkdtemp(prefix="memsep-bench-"))
     os.environ["MEMSEP_CHECKPOINTS"] = str(tmp / "checkpoints")

@@ -170,23 +170,26 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(module, point: dict, cfg, device: str, model: dict) -> PointCost:
-    """Fit the cost model of one point (see the module docstring)."""
+def measure(module, point: dict, cfg, device: str, model: dict, warm_up: bool = True) -> PointCost:
+    """Fit the cost model of one point (see the module docstring). ``warm_up``: run the base configuration
+    once, unmeasured, first (lazy initialisation, caches, allocations)."""
     check_model(model, cfg)
     t_start = time.perf_counter()
     full = {f: get_field(cfg, f) for f in model["reduced"]}
     base = {f: min(v, full[f]) for f, v in model["reduced"].items()}
     terms = [tuple(t) for t in model["terms"]]
     run_point = lambda values: run_counted(module, point, with_fields(cfg, values), device)  # noqa: E731
-    run_point(base)                                   # warm-up: lazy initialisation, caches, allocations
+    if warm_up:
+        run_point(base)
     runs = [(dict(base), *run_point(base))]
+    base_s = runs[0][2]
     for term in terms:
         factor = 2
-        while True:
+        while True:       # enlarge the term until its extra time is measurable, within a time budget
             values = {**base, **{f: min(full[f], base[f] * factor) for f in term}}
             flops, seconds = run_point(values)
             at_full = all(values[f] == full[f] for f in term)
-            if seconds - runs[0][2] >= MIN_EXTRA_S or at_full or factor >= 4 ** 6:
+            if seconds - base_s >= MIN_EXTRA_S or at_full or seconds > max(2 * base_s, 5.0) or factor >= 4 ** 6:
                 break
             factor *= 4
         runs.append((values, flops, seconds))
@@ -199,18 +202,18 @@ def measure(module, point: dict, cfg, device: str, model: dict) -> PointCost:
         out.append(Term(term, float(math.prod(full[f] for f in term)), float(flops[k]), float(secs[k])))
     total_f = float(flops[0] + sum(t.units * t.flops for t in out))
     total_s = float(secs[0] + sum(t.units * t.seconds for t in out))
-    return PointCost(total_f, total_s, f"model ({len(runs) + 1} runs)", out, float(flops[0]), float(secs[0]),
+    return PointCost(total_f, total_s, f"model ({len(runs) + warm_up} runs)", out, float(flops[0]), float(secs[0]),
                      time.perf_counter() - t_start)
 
 
-def point_cost(module, point: dict, cfg, device: str, preset: str = "") -> PointCost:
+def point_cost(module, point: dict, cfg, device: str, preset: str = "", warm_up: bool = True) -> PointCost:
     """The cost of one point by the module's hook, its cost model, or a full run (module docstring)."""
     hook = getattr(module, "cost", None)
     if callable(hook):
         return hook(point, cfg, device)
     model = cost_model(module)
     if model is not None:
-        return measure(module, point, cfg, device, model)
+        return measure(module, point, cfg, device, model, warm_up)
     points = max(1, len(module.grid(cfg)))
     declared = getattr(module, "ESTIMATED_RUNTIME", {}).get(preset)
     if declared is not None and declared / points > FULL_RUN_LIMIT_S:
@@ -285,7 +288,7 @@ def module_cost(module, preset: str, device: str, workers: int = 1, say=None) ->
         if key not in memo:
             if say is not None:
                 say(f"[dry-run] {module.NAME}: costing point {i + 1}/{len(points)} {point_key(p)}")
-            memo[key] = point_cost(module, p, cfg, device, preset)
+            memo[key] = point_cost(module, p, cfg, device, preset, warm_up=not memo)
         c = memo[key]
         if i > 0 and shared:          # work the first point does for all (a shared model): not paid again
             c = without_terms(c, shared)
@@ -337,6 +340,8 @@ def dry_run(modules, preset: str, *, device: str | None = "auto", workers: int |
     out = sys.stdout if out is None else out
     n = workers or (_cluster_workers(scheduler) if scheduler else 1)
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    print(f"[dry-run] reference: a 1024 x 1024 float32 matmul takes {reference_matmul_s() * 1e3:.1f} ms on one thread "
+          f"here (load average {os.getloadavg()[0]:.1f}); seconds below scale with it", file=out, flush=True)
     costs = []
     for module in modules:
         mc = module_cost(module, preset, device or "auto", n, say)
@@ -347,6 +352,21 @@ def dry_run(modules, preset: str, *, device: str | None = "auto", workers: int |
         print(f"all {len(costs)} modules (one after another, points in parallel): {fmt_flops(sum(c.flops for c in costs))} "
               f"FLOP, projected wall time on {n} worker(s): {fmt_seconds(total)}", file=out, flush=True)
     return costs
+
+
+def reference_matmul_s(reps: int = 10) -> float:
+    """Seconds per 1024 x 1024 float32 matmul on one thread: a fixed reference to rescale timings by."""
+    a = torch.randn(1024, 1024, generator=torch.Generator().manual_seed(0))
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a @ a
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ a
+        return (time.perf_counter() - start) / reps
+    finally:
+        torch.set_num_threads(old)
 
 
 def _cluster_workers(address: str) -> int:
