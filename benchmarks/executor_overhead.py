@@ -82,6 +82,9 @@ def main() -> None:
 
     # cpu-preset modules: in process against a local cluster (cluster start included)
     names = [m for m in args.modules.split(",") if m]
+    if not names:
+        print(f"load average {os.getloadavg()}; reference matmul {reference_s() * 1e3:.1f} ms")
+        return
     per_in, per_dask = {}, {}
     for name in names:
         per_in[name] = timed(lambda: runner.run_module(get(name), "cpu", out=tmp / "in", quiet=True))

@@ -79,6 +79,9 @@ def test_paper_on_a_cpu_warns_with_the_projection(tmp_path, capsys, monkeypatch)
     runner.run_module(mod, "paper", out=tmp_path, device="cpu")
     err = capsys.readouterr().err
     assert "warning: cost_fixture --preset paper on a CPU is projected to take" in err
+    monkeypatch.setattr(verify, "modules", lambda: {"cost_fixture": mod})       # the command line warns too
+    assert main(["cost_fixture", "--preset", "paper", "--device", "cpu", "--out", str(tmp_path / "cli")]) == 0
+    assert "warning: cost_fixture --preset paper on a CPU is projected to take" in capsys.readouterr().err
 
 
 MEASURE = """

@@ -75,6 +75,39 @@ def _load(path: Path, name: str):
     return mod
 
 
+NO_FILE = """
+def grid(cfg):
+    return [{"x": v, "seed": 0} for v in (1, 2)]
+
+def run_point(point, cfg, device):
+    return {"y": point["x"] * K, "in": point["x"] in {"a", "b", "c"}}
+"""
+
+
+def _file_less(k):
+    from types import SimpleNamespace
+
+    scope = {"K": k}
+    exec(compile(NO_FILE.replace("K", str(k)), "<benchmark>", "exec"), scope)
+    return SimpleNamespace(NAME="file_less", grid=scope["grid"], run_point=scope["run_point"])
+
+
+def test_a_module_without_a_file_has_one_code_hash_in_every_process():
+    """As a Dask worker sees it: functions pickled by value, no source to read."""
+    import cloudpickle
+
+    here = store.code_fingerprint(_file_less(2)).hash
+    assert store.code_fingerprint(_file_less(3)).hash != here                    # other code, other hash
+    blob = cloudpickle.dumps(_file_less(2)).hex()
+    there = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import pickle, sys
+        sys.path.insert(0, {str(Path(store.__file__).parents[1])!r})
+        from verify import store
+        print(store.code_fingerprint(pickle.loads(bytes.fromhex("{blob}"))).hash)
+        """)], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "12345"}, timeout=900)
+    assert there.stdout.strip() == here, there.stderr[-2000:]
+
+
 def test_changed_code_is_recomputed_and_reuse_stale_reuses_and_says_so(tmp_path, capsys):
     src = Path(fx.__file__).read_text()
     path = tmp_path / "mod" / "changing_fixture.py"

@@ -372,8 +372,10 @@ def reference_matmul_s(reps: int = 10) -> float:
 def _cluster_workers(address: str) -> int:
     from distributed import Client
 
+    from .executor import cluster_workers
+
     with Client(address, timeout="30s") as client:
-        return max(1, len(client.scheduler_info().get("workers", {})))
+        return cluster_workers(client)
 
 
 def paper_on_cpu_warning(module, preset: str, device: str, workers: int, say) -> ModuleCost | None:

@@ -172,6 +172,7 @@ class InProcess:
     """Points one after another in this process (the default)."""
 
     workers = 1
+    local = True                     # the points run on this machine
     description = "in this process"
 
     def threads(self) -> int | None:
@@ -187,8 +188,8 @@ class DaskExecutor:
 
     def __init__(self, client, cluster=None, threads: int | None = None):
         self.client, self.cluster, self._threads = client, cluster, threads
-        info = client.scheduler_info(n_workers=-1) if _accepts_n_workers(client) else client.scheduler_info()
-        self.workers = max(1, len(info.get("workers", {})))
+        self.workers = cluster_workers(client)
+        self.local = cluster is not None
         kind = "a local Dask cluster" if cluster is not None else f"the Dask cluster at {client.scheduler.address}"
         self.description = f"{kind} of {self.workers} workers"
 
@@ -213,6 +214,12 @@ class DaskExecutor:
                 result = error_result(task, exc)
             future.release()
             yield result
+
+
+def cluster_workers(client) -> int:
+    """How many workers the client's cluster has (all of them: newer ``distributed`` lists a few by default)."""
+    info = client.scheduler_info(n_workers=-1) if _accepts_n_workers(client) else client.scheduler_info()
+    return max(1, len(info.get("workers", {})))
 
 
 def _accepts_n_workers(client) -> bool:

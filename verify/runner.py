@@ -115,10 +115,6 @@ def run_module(module: ModuleType, preset: str, *, out=None, device: str | None 
     if len(set(keys)) < len(keys):
         raise ValueError(f"{name}: the grid has repeated points")
     order = {k: i for i, k in enumerate(keys)}
-    if scheduler is None and executor is None and not quiet:
-        from .cost import paper_on_cpu_warning
-
-        paper_on_cpu_warning(module, preset, here, workers or 1, say)
 
     with store.OutputLock(paths.table.parent):
         started = time.time()
@@ -136,6 +132,10 @@ def run_module(module: ModuleType, preset: str, *, out=None, device: str | None 
         errors = []
         with (make_executor(workers, scheduler, quiet=quiet) if executor is None else _given(executor)) as ex:
             _write_run_record(paths, here, ex, started)
+            if not quiet and getattr(ex, "local", False):       # a cluster elsewhere has its own devices
+                from .cost import paper_on_cpu_warning
+
+                paper_on_cpu_warning(module, preset, here, ex.workers, say)
             ctx = RunContext(preset, expected.config_hash, data, code.hash, reuse_stale,
                              not_before=started if fresh else None, threads=ex.threads())
             tasks = [Task(module, p, k, cfg_obj, requested, ctx) for p, k in todo]

@@ -158,12 +158,14 @@ _CODE: dict = {}
 
 def code_fingerprint(module) -> CodeFingerprint:
     """The fingerprint of the code that produces ``module``'s rows (see the module docstring). A module
-    without a file (a namespace built in a test) is fingerprinted by the source of its functions."""
+    without a file (a namespace built in a test or a benchmark) is fingerprinted by the compiled code of its
+    ``grid`` and ``run_point`` (``_functions_digest``)."""
     files = row_code_files(module)
     theory_files = [f for f in files if THEORY in f.parents]
     module_files = [f for f in files if THEORY not in f.parents]
     stamp = tuple((str(f), f.stat().st_mtime_ns) for f in files)
-    key = (getattr(module, "NAME", id(module)), stamp)
+    own = "" if module_files else _functions_digest(module)
+    key = (getattr(module, "NAME", id(module)), stamp, own)
     if key in _CODE:
         return _CODE[key]
     th = hashlib.sha256()
@@ -172,21 +174,38 @@ def code_fingerprint(module) -> CodeFingerprint:
     mh = hashlib.sha256()
     for f in module_files:
         mh.update(f"{f.name}\0{source_hash(f)}\0".encode())
-    if not module_files:
-        import inspect
-
-        for name in ("grid", "run_point"):
-            fn = getattr(module, name, None)
-            try:
-                src = inspect.getsource(fn) if fn is not None else ""
-            except (OSError, TypeError):
-                src = repr(fn)
-            mh.update(src.encode())
+    mh.update(own.encode())
     t, m = th.hexdigest()[:HASH_LENGTH], mh.hexdigest()[:HASH_LENGTH]
     rel = tuple(_relative(f) for f in module_files)
     fp = CodeFingerprint(hashlib.sha256(f"{t}{m}".encode()).hexdigest()[:HASH_LENGTH], t, m, rel)
     _CODE[key] = fp
     return fp
+
+
+def _functions_digest(module) -> str:
+    """A hash of the compiled code of a file-less module's ``grid`` and ``run_point``: the same in every
+    process (a Dask worker gets such functions pickled by value, often without their source)."""
+    h = hashlib.sha256()
+    for name in ("grid", "run_point"):
+        code = getattr(getattr(module, name, None), "__code__", None)
+        h.update(f"{name}\0".encode())
+        if code is not None:
+            _code_digest(code, h)
+    return h.hexdigest()[:HASH_LENGTH]
+
+
+def _code_digest(code, h) -> None:
+    import types
+
+    h.update(code.co_code)
+    h.update(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)).encode())
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            _code_digest(c, h)
+        elif isinstance(c, frozenset):                    # its order follows the process's string hashing
+            h.update(repr(sorted(map(repr, c))).encode())
+        else:
+            h.update(repr(c).encode())
 
 
 def _relative(path: Path) -> str:
