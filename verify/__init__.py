@@ -12,6 +12,13 @@ A verify module defines
     run_point(point, config, device) -> dict | list[dict]   the measured row(s) of one point
     plot(table, config) -> Figure   the figure, drawn from the table alone
 
+and optionally (``verify.store``, ``verify.executor``, ``verify.cost``)
+
+    data_fingerprint(config) -> str a hash of the data files it reads (rows and checkpoints of other data
+                                    are never reused)
+    SHARED_FIRST_POINT = True       the first grid point computes what the others reuse (runs alone first)
+    COST_MODEL / cost(point, config, device)   how --dry-run costs a point cheaply
+
 and ``verify.runner.run_module`` does the rest (configuration, resume, atomic tables, figure). Shared
 pieces live in private modules: ``_io`` (files, paths, environment variables, checkpoints, CIFAR-10 and
 Inception loading), ``_gmm`` (the Gaussian-mixture memorization pipeline) and ``_memorization`` (the

@@ -13,7 +13,10 @@ import time
 
 from . import get, modules
 from .report import write_report
+from ._io import OutputError
+from .executor import executor
 from .runner import SweepError, run_module
+from .store import LockedError, TableError
 
 PRESETS = ("smoke", "cpu", "paper")
 
@@ -33,7 +36,24 @@ def _parser(description: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--fresh", action="store_true", help="ignore finished points and recompute everything")
     p.add_argument("--plot-only", action="store_true", help="redraw the figure from the saved table")
+    _add_execution_arguments(p)
     return p
+
+
+def _add_execution_arguments(p: argparse.ArgumentParser) -> None:
+    """Where points run, what may be reused, and the cost preview (verify.executor, verify.store, verify.cost)."""
+    g = p.add_argument_group("execution")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run points on a local Dask cluster of N worker processes (cores/N torch threads each; one "
+                        "GPU each where there are GPUs); default: one after another in this process")
+    g.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="run points on the existing Dask cluster at ADDR (tcp://host:port); see README")
+    g.add_argument("--reuse-stale", action="store_true",
+                   help="reuse rows and checkpoints made by other code (a changed theory/ or module) instead of "
+                        "recomputing them; the run says which")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print the grid, each point's cost (FLOPs and seconds measured on this device over a few "
+                        "steps) and the projected wall time on the chosen workers; compute nothing")
 
 
 def _list() -> None:
@@ -66,18 +86,29 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.preset = args.preset or "cpu"
     names = list(modules()) if args.target == "all" else [get(args.target).NAME]
+    if args.dry_run:
+        from .cost import dry_run
+
+        dry_run([get(n) for n in names], args.preset, device=args.device, workers=args.workers,
+                scheduler=args.scheduler)
+        return 0
     failed = []
     start = time.perf_counter()
-    for i, name in enumerate(names, 1):
-        if len(names) > 1:
-            print(f"[verify all] module {i}/{len(names)}: {name} ({time.perf_counter() - start:.0f} s elapsed)",
-                  file=sys.stderr)
-        try:
-            run_module(get(name), args.preset, out=args.out, device=args.device, fresh=args.fresh,
-                       plot_only=args.plot_only)
-        except SweepError as exc:
-            print(f"[verify] {exc}", file=sys.stderr)
-            failed.append(name)
+    try:
+        with executor(args.workers, args.scheduler) as ex:
+            for i, name in enumerate(names, 1):
+                if len(names) > 1:
+                    print(f"[verify all] module {i}/{len(names)}: {name} ({time.perf_counter() - start:.0f} s "
+                          "elapsed)", file=sys.stderr)
+                try:
+                    run_module(get(name), args.preset, out=args.out, device=args.device, fresh=args.fresh,
+                               plot_only=args.plot_only, reuse_stale=args.reuse_stale, executor=ex)
+                except SweepError as exc:
+                    print(f"[verify] {exc}", file=sys.stderr)
+                    failed.append(name)
+    except (LockedError, OutputError, TableError) as exc:   # one line, no traceback
+        print(f"[verify] error: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 2
     if args.target == "all":
         print(f"[verify all] {len(names) - len(failed)} of {len(names)} modules finished in "
               f"{time.perf_counter() - start:.0f} s; report: {write_report(args.preset, args.out)}",
