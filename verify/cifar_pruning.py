@@ -167,6 +167,14 @@ def grid(cfg: Config) -> list[dict]:
     return [{"seed": s} for s in cfg.seeds]
 
 
+def check_data(cfg: Config) -> None:
+    """The files a run reads, checked before it starts (verify.preflight): the exact training images (at
+    least max(n_train, n_reference)) and, for Inception features, the FID network."""
+    _io.require_training_images(max(cfg.n_train, cfg.evaluation.n_reference), cfg.data_dir)
+    if cfg.evaluation.feature_network == "inception":
+        _io.require_inception(_io.data_dir(cfg.data_dir) / _io.INCEPTION)
+
+
 def finetune_config(cfg: Config) -> ImageTrainConfig:
     """The fine-tuning of a pruned model: the original's settings with the pruning's steps, rate and EMA."""
     p = cfg.pruning

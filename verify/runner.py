@@ -1,17 +1,30 @@
 """The sweep runner every verify module uses.
 
 A module is a grid of points; each point produces one or more table rows. The runner
-* prints the resolved configuration and saves it beside the table (``NAME.config.json``);
+* prints the resolved configuration and saves it beside the table (``NAME.config.json``: module, preset,
+  configuration, the overrides if any, and the device and versions of the run that computed the rows; no
+  timestamps, and the file is left as it is when a rerun computes nothing);
 * skips points whose rows are already in the table (same configuration), so a killed sweep resumes;
 * writes the whole table atomically (``verify._io.atomic_write``) after every finished point;
-* records ``seed``, ``preset``, ``device``, ``runtime_s`` and a ``point`` key on every row;
+* records ``seed``, ``preset``, ``device``, ``runtime_s`` and a ``point`` key on every row, and an
+  ``overrides`` column (the settings that differ from the preset, as JSON) on runs with overrides;
 * turns a failing point into a row with an ``error`` column, carries on, and raises at the end;
-* draws the figure from the saved table only (``plot_only`` redraws it without computing anything).
+* draws the figure from the saved table only, when the table or the module changed or the figure is
+  missing (the PNG carries a stamp of both: ``verify._io.save_figure``); ``plot_only`` redraws it without
+  computing anything;
+* reports progress per finished point (``verify.progress``: a bar in a terminal, lines with ETA otherwise).
+
+Hooks for callers (the command line, ``verify.run``): ``config`` (an already resolved configuration, e.g.
+the preset with ``--set`` applied; ``verify.config``), ``overrides`` (what differs from the preset, recorded
+in the config file and the rows) and ``progress`` (a factory ``progress(name, total)`` returning an object
+with ``update(n)`` and ``close()``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import inspect
 import json
 import os
 import platform
@@ -24,14 +37,14 @@ from types import ModuleType
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from ._io import REPO_ROOT, atomic_write
+from ._io import REPO_ROOT, atomic_write, figure_stamp, save_figure
 
 RESULTS = REPO_ROOT / "data" / "results"
 FIGURES = REPO_ROOT / "figures"
+RUNS = REPO_ROOT / "data" / "runs"       # runs with overrides (git-ignored; verify.preflight.output_folder)
 COMMITTED_PRESETS = ("cpu", "paper")   # their tables and figures live in the repository, one folder per preset
-RUNNER_COLUMNS = ["seed", "preset", "device", "runtime_s", "point"]
+RUNNER_COLUMNS = ["seed", "preset", "device", "runtime_s", "point", "overrides"]
 
 
 class SweepError(RuntimeError):
@@ -77,11 +90,10 @@ def point_key(point: dict) -> str:
 
 
 def resolve_device(device: str | None) -> str:
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return device
+    """'auto' -> cuda if available, else cpu; other names checked (verify.preflight.check_device)."""
+    from .preflight import check_device
+
+    return check_device(device)
 
 
 def device_name(device: str) -> str:
@@ -91,24 +103,37 @@ def device_name(device: str) -> str:
     return f"cpu ({os.cpu_count()} cores)"
 
 
-def resolved_config(module: ModuleType, preset: str) -> dict:
+def preset_config(module: ModuleType, preset: str):
+    """The module's configuration object at ``preset`` (a ValueError naming the presets if unknown)."""
     presets = module.PRESETS
     if preset not in presets:
         raise ValueError(f"unknown preset {preset!r} for {module.NAME}; choose from {sorted(presets)}")
-    cfg = presets[preset]
+    return presets[preset]
+
+
+def _as_dict(cfg) -> dict:
     return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
 
 
+def resolved_config(module: ModuleType, preset: str) -> dict:
+    return _as_dict(preset_config(module, preset))
+
+
 def run_module(module: ModuleType, preset: str, *, out=None, device: str | None = None, fresh: bool = False,
-               plot_only: bool = False, quiet: bool = False) -> pd.DataFrame:
+               plot_only: bool = False, quiet: bool = False, config=None, overrides: dict | None = None,
+               progress=None) -> pd.DataFrame:
     """Run (or resume) one verify module at a preset; returns its table and writes table, config and
-    figure."""
+    figure. ``config``: the configuration to run (default: the preset's); ``overrides``: how it differs from
+    the preset (recorded); ``progress``: ``progress(name, total)`` -> reporter (default verify.progress)."""
+    from .progress import reporter
+
     name = module.NAME
-    config = resolved_config(module, preset)
-    cfg_obj = module.PRESETS[preset]
+    cfg_obj = preset_config(module, preset) if config is None else config
+    config = _as_dict(cfg_obj)
+    overrides = dict(overrides or {})
     device = resolve_device(device)
     paths = output_paths(name, preset, out)
-    meta = {"module": name, "preset": preset, "config": config}
+    meta = {"module": name, "preset": preset, "config": config, **({"overrides": overrides} if overrides else {})}
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
 
     if plot_only:
@@ -116,21 +141,29 @@ def run_module(module: ModuleType, preset: str, *, out=None, device: str | None 
         _draw(module, table, cfg_obj, paths)
         return table
 
-    say(f"[verify] {name} --preset {preset} on {device}\n{json.dumps(config, indent=2, default=str)}")
+    say(f"[verify] {name} --preset {preset} on {device}"
+        + (f" with {json.dumps(overrides)}" if overrides else "") + f"\n{json.dumps(config, indent=2, default=str)}")
     rows = [] if fresh else _finished_rows(paths, meta, say)
-    info = {**meta, "device": device, "device_name": device_name(device), "torch": torch.__version__,
-            "python": platform.python_version(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    atomic_write(paths.config, lambda p: Path(p).write_text(json.dumps(info, indent=2, default=str)))
-
     points = list(module.grid(cfg_obj))
     done = {r["point"] for r in rows}
     todo = [p for p in points if point_key(p) not in done]
     if len(todo) < len(points):
         say(f"[verify] resuming: {len(points) - len(todo)} of {len(points)} points already done")
+    if todo or not _same_meta(paths.config, meta):
+        info = {**meta, "device": device, "device_name": device_name(device), "torch": torch.__version__,
+                "python": platform.python_version()}
+        atomic_write(paths.config, lambda p: Path(p).write_text(json.dumps(info, indent=2, default=str)))
+    else:
+        _drop_volatile_keys(paths.config)
     errors = []
-    for point in tqdm(todo, desc=name, disable=quiet or None, file=sys.stderr):
-        rows += _run_point(module, point, cfg_obj, preset, device, errors)
-        _save(rows, paths.table)
+    bar = (progress or (lambda n, total: reporter(n, total, quiet=quiet)))(name, len(todo))
+    try:
+        for point in todo:
+            rows += _run_point(module, point, cfg_obj, preset, device, errors, overrides)
+            _save(rows, paths.table)
+            bar.update(1)
+    finally:
+        bar.close()
 
     table = _frame(rows)
     if errors:
@@ -138,17 +171,58 @@ def run_module(module: ModuleType, preset: str, *, out=None, device: str | None 
             say(f"[verify] point {point_key(point)} failed:\n{tb}")
         raise SweepError(f"{name}: {len(errors)} of {len(points)} grid points failed; see the 'error' "
                          f"column of {paths.table}")
-    _draw(module, table, cfg_obj, paths)
-    say(f"[verify] wrote {paths.table} and {paths.figure}")
+    if todo or figure_stamp(paths.figure) != _stamp(module, paths.table):
+        _draw(module, table, cfg_obj, paths)
+        say(f"[verify] wrote {paths.table} and {paths.figure}")
+    else:
+        say(f"[verify] nothing to compute: {paths.table} and {paths.figure} are current")
     return table
+
+
+def _same_meta(path: Path, meta: dict) -> bool:
+    """Whether the saved configuration file has the same module, preset, configuration and overrides."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    keys = ("module", "preset", "config", "overrides")
+    return isinstance(saved, dict) and {k: saved.get(k) for k in keys} == {
+        k: v for k, v in json.loads(json.dumps({k: meta.get(k) for k in keys}, default=str)).items()}
+
+
+VOLATILE_KEYS = ("started",)     # written by older runners: dropped (once) from a config file that has one
+
+
+def _drop_volatile_keys(path: Path) -> None:
+    """Rewrite a saved configuration without its volatile entries (the rest, the provenance of the rows, kept)."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(saved, dict) and any(k in saved for k in VOLATILE_KEYS):
+        kept = {k: v for k, v in saved.items() if k not in VOLATILE_KEYS}
+        atomic_write(path, lambda p: Path(p).write_text(json.dumps(kept, indent=2, default=str)))
+
+
+def _stamp(module: ModuleType, table_path: Path) -> str:
+    """A hash of the table's bytes and the module's source: a figure carrying it is current."""
+    h = hashlib.sha256()
+    try:
+        h.update(Path(table_path).read_bytes())
+    except OSError:
+        return ""
+    try:
+        h.update(Path(inspect.getsourcefile(module)).read_bytes())
+    except (OSError, TypeError):          # a module without a source file: always redraw
+        return ""
+    return h.hexdigest()[:16]
 
 
 def _finished_rows(paths: Paths, meta: dict, say) -> list[dict]:
     """The error-free rows of a saved table made with the same module, preset and configuration."""
     if not (paths.table.exists() and paths.config.exists()):
         return []
-    saved = json.loads(paths.config.read_text())
-    if {k: saved.get(k) for k in meta} != json.loads(json.dumps(meta, default=str)):
+    if not _same_meta(paths.config, meta):
         say(f"[verify] {paths.table} was made with another configuration: starting afresh")
         return []
     old = pd.read_csv(paths.table)
@@ -157,7 +231,8 @@ def _finished_rows(paths: Paths, meta: dict, say) -> list[dict]:
     return old.to_dict("records")
 
 
-def _run_point(module: ModuleType, point: dict, cfg, preset: str, device: str, errors: list) -> list[dict]:
+def _run_point(module: ModuleType, point: dict, cfg, preset: str, device: str, errors: list,
+               overrides: dict | None = None) -> list[dict]:
     """The rows of one grid point with the runner's columns; a failure becomes one row with an ``error``
     column (and is appended to ``errors``)."""
     start = time.perf_counter()
@@ -174,6 +249,8 @@ def _run_point(module: ModuleType, point: dict, cfg, preset: str, device: str, e
         full = {**point, **row, "preset": preset, "device": device_name(device),
                 "runtime_s": round(runtime / len(produced), 4), "point": point_key(point)}
         full.setdefault("seed", point.get("seed"))
+        if overrides:
+            full["overrides"] = json.dumps(overrides, sort_keys=True)
         if error is not None:
             full["error"] = error
         rows.append(full)
@@ -198,5 +275,7 @@ def _draw(module: ModuleType, table: pd.DataFrame, cfg, paths: Paths) -> None:
     import matplotlib.pyplot as plt
 
     fig = module.plot(table, cfg)
-    atomic_write(paths.figure, lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format="png"))
-    plt.close(fig)
+    try:
+        save_figure(fig, paths.figure, stamp=_stamp(module, paths.table) or None)
+    finally:
+        plt.close(fig)

@@ -54,11 +54,13 @@ def neighbour_distances(samples: torch.Tensor, train: torch.Tensor, *, distinct:
 
 
 def memorized(samples: torch.Tensor, train: torch.Tensor, *, threshold: float = DEFAULT_THRESHOLD,
-              tile_size: int = DEFAULT_TILE) -> torch.Tensor:
-    """Boolean (B,): d_1 / d_2 < threshold (written as d_1 < threshold * d_2, so d_2 = 0 never divides)."""
+              tile_size: int = DEFAULT_TILE, distinct: bool = True) -> torch.Tensor:
+    """Boolean (B,): d_1 / d_2 < threshold (written as d_1 < threshold * d_2, so d_2 = 0 never divides).
+    ``distinct=False`` skips merging duplicates of ``train`` (for a caller that streams many batches of
+    samples against a training set it has already made distinct, e.g. with ``torch.unique(train, dim=0)``)."""
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    d1, d2, _ = neighbour_distances(samples, train, tile_size=tile_size)
+    d1, d2, _ = neighbour_distances(samples, train, distinct=distinct, tile_size=tile_size)
     return d1 < threshold * d2
 
 
@@ -125,19 +127,26 @@ def calibrated_memorization(generated: torch.Tensor, train: torch.Tensor, *, nul
 
     Every fraction carries a Wilson score interval at ``level`` (``theory.estimate.wilson_interval``)."""
     k, n = _count(generated, train, threshold, tile_size)
-    kq = nq = ka = na = None
+    kq, nq = _count(null, train, threshold, tile_size) if null is not None else (None, None)
+    ka, na = _count(anchor, train, threshold, tile_size) if anchor is not None else (None, None)
+    return calibrated_from_counts(k, n, null_count=kq, n_null=nq, anchor_count=ka, n_anchor=na, level=level)
+
+
+def calibrated_from_counts(count: int, n: int, *, null_count: int | None = None, n_null: int | None = None,
+                           anchor_count: int | None = None, n_anchor: int | None = None,
+                           level: float = 0.95) -> CalibratedMemorization:
+    """``calibrated_memorization`` from the counts of memorized samples (generated, null, anchor), for callers
+    that count in batches (``memorized`` batch by batch): the same intervals from the same counts."""
     null_iv = anchor_iv = excess = normalized = None
-    if null is not None:
-        kq, nq = _count(null, train, threshold, tile_size)
-        null_iv = wilson_interval(kq, nq, level)
-        excess = proportion_difference_interval(k, n, kq, nq, level)
-    if anchor is not None:
-        ka, na = _count(anchor, train, threshold, tile_size)
-        anchor_iv = wilson_interval(ka, na, level)
-        if null is not None:
-            normalized = normalized_index_interval(k, n, kq, nq, ka, na, level)
-    return CalibratedMemorization(k, n, wilson_interval(k, n, level), kq, nq, null_iv, ka, na, anchor_iv, excess,
-                                  normalized)
+    if null_count is not None:
+        null_iv = wilson_interval(null_count, n_null, level)
+        excess = proportion_difference_interval(count, n, null_count, n_null, level)
+    if anchor_count is not None:
+        anchor_iv = wilson_interval(anchor_count, n_anchor, level)
+        if null_count is not None:
+            normalized = normalized_index_interval(count, n, null_count, n_null, anchor_count, n_anchor, level)
+    return CalibratedMemorization(count, n, wilson_interval(count, n, level), null_count, n_null, null_iv,
+                                  anchor_count, n_anchor, anchor_iv, excess, normalized)
 
 
 class SampleQuality(NamedTuple):
