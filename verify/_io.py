@@ -6,7 +6,12 @@
 * the data folder: the ``data_dir`` argument, else ``$MEMSEP_DATA``, else ``../shared/data`` relative to the
   repository root; CIFAR-10 loaders (the offline ``.npz`` files of the shared data folder and the standard
   ``cifar-10-batches-py`` pickles, as uint8 NHWC tensors, plus the map to the model's range) and the FID
-  Inception network. Nothing here downloads anything.
+  Inception network; a missing file raises ``MissingDataError`` saying where to put it and which variable
+  to set (``require_training_images``, ``require_inception`` check before a run starts). Nothing here
+  downloads anything;
+* ``save_figure``: the one way a figure is written: a PNG whose bytes depend only on the figure (no
+  software version or date in it) and that carries a ``stamp`` (``figure_stamp`` reads it back), so a
+  runner can tell whether a figure is current without redrawing it.
 
 CIFAR-10 formats
 * npz (``cifar10_train_5k.npz``, ``cifar10_test_exact.npz``...): keys ``x`` uint8 (N, 32, 32, 3) RGB, ``y``.
@@ -45,6 +50,13 @@ TRAIN_JPEG = "cifar10_train_jpeg.npz"
 TEST_JPEG = "cifar10_test_jpeg.npz"
 INCEPTION = "fid_inception_2015-12-05_pool3.pt"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+BATCHES_FOLDER = "cifar-10-batches-py"
+SUBSET_PER_BATCH = 1000      # cifar10_train_5k.npz = the first 1,000 images of each of data_batch_1..5
+
+
+class MissingDataError(ValueError):
+    """A data or network file a computation needs is not where memsep looks; the message says where to put
+    it and which variable to set."""
 
 
 class OutputError(OSError):
@@ -396,9 +408,70 @@ def load_batches_py(folder: str | os.PathLike, batches: tuple[str, ...] = TRAIN_
     return torch.from_numpy(np.ascontiguousarray(x[:m])), torch.from_numpy(y[:m])
 
 
+def _where(folder: Path, explicit: bool = False) -> str:
+    """The data folder and why it is that one (for messages)."""
+    source = ("the data_dir setting" if explicit else
+              "from $MEMSEP_DATA" if os.environ.get("MEMSEP_DATA") else "the default, ../shared/data")
+    return f"{folder} ({source})"
+
+
+def _training_source(data_dir_path=None) -> tuple[str, Path]:
+    """('npz', path) or ('batches', folder) for the exact training images of the data folder."""
+    folder = data_dir(data_dir_path)
+    if (folder / TRAIN_5K).is_file():
+        return "npz", folder / TRAIN_5K
+    for batches in (folder / BATCHES_FOLDER, folder):
+        if (batches / TRAIN_BATCHES[0]).is_file():
+            return "batches", batches
+    raise MissingDataError(
+        f"the CIFAR-10 training images are not in {_where(folder, bool(data_dir_path))}: put {TRAIN_5K} or the standard "
+        f"{BATCHES_FOLDER}/ folder there, or set MEMSEP_DATA to the folder that has them (a run's data_dir "
+        "setting overrides both)")
+
+
+def _npz_rows(path: Path, key: str = "x") -> int:
+    """The number of rows of array ``key`` of an npz, read from its header only."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z, z.open(f"{key}.npy") as fh:
+        version = np.lib.format.read_magic(fh)
+        shape = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
+                 else np.lib.format.read_array_header_2_0(fh))[0]
+    return int(shape[0])
+
+
+def require_training_images(n: int, data_dir_path=None) -> None:
+    """Raise MissingDataError unless the data folder holds at least ``n`` exact training images."""
+    kind, path = _training_source(data_dir_path)
+    if kind == "npz":
+        try:
+            have = _npz_rows(path)
+        except (KeyError, OSError, ValueError) as exc:
+            raise MissingDataError(f"{path} is not a readable CIFAR-10 npz (keys x, y): {exc}") from None
+    else:
+        have = 0
+        for b in TRAIN_BATCHES:
+            if (path / b).is_file():
+                try:
+                    with open(path / b, "rb") as fh:
+                        have += min(SUBSET_PER_BATCH, len(pickle.load(fh, encoding="bytes")[b"data"]))
+                except Exception as exc:
+                    raise MissingDataError(f"{path / b} is not a readable CIFAR-10 batch: {exc}") from None
+    if have < n:
+        raise MissingDataError(f"{path} holds {have} training images; this run needs {n}")
+
+
 def load_training_images(n: int | None = None, *, data_dir_path=None) -> torch.Tensor:
-    """The first ``n`` of the 5,000 pixel-exact training images (``cifar10_train_5k.npz``), uint8 NHWC."""
-    return load_npz(data_dir(data_dir_path) / TRAIN_5K, n)[0]
+    """The first ``n`` of the 5,000 pixel-exact training images, uint8 NHWC: from ``cifar10_train_5k.npz``,
+    or else from a standard ``cifar-10-batches-py`` folder (in the data folder, or the data folder itself),
+    where they are the first 1,000 images of each of data_batch_1..5 (the same images in the same order).
+    A folder with neither raises MissingDataError."""
+    kind, path = _training_source(data_dir_path)
+    if kind == "npz":
+        return load_npz(path, n)[0]
+    parts = [load_batches_py(path, (b,))[0][:SUBSET_PER_BATCH] for b in TRAIN_BATCHES if (path / b).is_file()]
+    x = torch.cat(parts)
+    return x[:_limit(x.shape[0], n)].contiguous()
 
 
 def load_test_images(n: int | None = None, *, data_dir_path=None) -> torch.Tensor:
@@ -440,8 +513,7 @@ def load_inception(path: str | os.PathLike | None = None, device="cpu") -> torch
     """The FID Inception pool3 network (TorchScript, input (N, 3, 299, 299) in (-1, 1), output (N, 2048)),
     from ``path`` (default: ``INCEPTION`` in the data folder)."""
     path = Path(path) if path is not None else data_dir() / INCEPTION
-    if not path.is_file():
-        raise ValueError(f"path {path} is not a file (the FID Inception network)")
+    require_inception(path)
     with warnings.catch_warnings(), _reading(path, "the FID Inception network (TorchScript)"):
         warnings.simplefilter("ignore", DeprecationWarning)   # torch.jit.load is deprecated for torch.export
         try:
@@ -451,3 +523,56 @@ def load_inception(path: str | os.PathLike | None = None, device="cpu") -> torch
             raise ValueError(f"path {path} is not a loadable TorchScript file (the FID Inception network): "
                              f"{reason.split('. ')[0]}") from None
     return network.eval()
+
+
+def require_inception(path: str | os.PathLike | None = None) -> None:
+    """Raise MissingDataError unless the FID Inception network is at ``path`` (default: in the data folder)."""
+    path = Path(path) if path is not None else data_dir() / INCEPTION
+    if not path.is_file():
+        raise MissingDataError(
+            f"the FID Inception network {path.name} is not in {_where(path.parent)}: put the TorchScript file "
+            f"(TF 2015-12-05 Inception-v3 up to pool3) there, or set MEMSEP_DATA to the folder that has it")
+
+
+# --------------------------------------------------------------------------------------------- figures
+FIGURE_DPI = 130
+_STAMP_KEY = "memsep-stamp"
+
+
+def save_figure(fig, path: str | os.PathLike, *, stamp: str | None = None, dpi: int = FIGURE_DPI) -> None:
+    """Write ``fig`` as a PNG, atomically, with bytes that depend only on the figure: matplotlib's
+    ``Software`` entry (its version) is left out, and ``stamp`` (e.g. a hash of the table it was drawn
+    from) is stored as a text entry for ``figure_stamp``."""
+    metadata = {"Software": None}
+    if stamp is not None:
+        metadata[_STAMP_KEY] = str(stamp)
+    atomic_write(path, lambda p: fig.savefig(p, dpi=dpi, bbox_inches="tight", format="png", metadata=metadata))
+
+
+def figure_stamp(path: str | os.PathLike) -> str | None:
+    """The stamp ``save_figure`` stored in a PNG, or None (no file, not a PNG, no stamp)."""
+    import struct
+    import zlib
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            key, _, value = body.partition(b"\0")
+            if key == _STAMP_KEY.encode():
+                if kind == b"zTXt":
+                    value = zlib.decompress(value[1:])
+                elif kind == b"iTXt":
+                    value = value[2:].split(b"\0", 2)[-1]
+                return value.decode("latin-1")
+        if kind in (b"IDAT", b"IEND"):
+            break
+        pos += 12 + length
+    return None

@@ -260,6 +260,16 @@ def grid(cfg: Config) -> list[dict]:
     return [{"stage": "memorization", "seed": s} for s in cfg.seeds] + [{"stage": "quality", "seed": QUALITY_SEED}]
 
 
+def check_data(cfg: Config) -> None:
+    """The files a run reads, checked before it starts (verify.preflight): the exact training images (the
+    n_train training images, and with the held-out reference the n_reference images after them) and, for
+    Inception features, the FID network."""
+    ev = cfg.evaluation
+    _io.require_training_images(cfg.n_train + (ev.n_reference if ev.reference == "held_out" else 0), cfg.data_dir)
+    if ev.feature_network == "inception":
+        _io.require_inception(_io.data_dir(cfg.data_dir) / _io.INCEPTION)
+
+
 def finetune_config(cfg: Config, steps: int, every: int) -> ImageTrainConfig:
     """The fine-tuning of a pruned model: the original's settings with the pruning's rate and EMA, a
     constant rate after one warm-up step (so the first k steps of a longer run are a k-step run), and the

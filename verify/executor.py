@@ -67,11 +67,11 @@ class TaskResult:
 
 # --------------------------------------------------------------------------------------- device helpers
 def resolve_device(device: str | None) -> str:
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return device
+    """'auto' -> cuda if available, else cpu; other names checked (``verify.preflight.check_device``, the
+    one owner of the device check; on a worker this resolves 'auto' against the worker's devices)."""
+    from .preflight import check_device
+
+    return check_device(device)
 
 
 def device_name(device: str) -> str:

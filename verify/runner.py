@@ -14,12 +14,23 @@ A module is a grid of points; each point produces one or more table rows. The ru
 * records ``seed``, ``preset``, ``device``, ``runtime_s``, ``point``, ``point_rows`` and the three hashes on
   every row; a failing point becomes a row with an ``error`` column, the sweep carries on and raises at the
   end;
-* draws the figure from the saved table only (``plot_only`` redraws it without computing anything).
+* records an ``overrides`` column (the settings that differ from the preset, as JSON) on runs with overrides;
+* draws the figure from the saved table only, when the table or the module changed or the figure is
+  missing (the PNG carries a stamp of both: ``verify._io.save_figure``); ``plot_only`` redraws it without
+  computing anything;
+* reports progress per finished point (``verify.progress``: a bar in a terminal, lines with ETA otherwise).
+
+Hooks for callers (the command line, ``verify.run``): ``config`` (an already resolved configuration, e.g.
+the preset with ``--set`` applied; ``verify.config``), ``overrides`` (what differs from the preset, recorded
+in the config file and the rows) and ``progress`` (a factory ``progress(name, total)`` returning an object
+with ``update(n)`` and ``close()``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import inspect
 import json
 import os
 import platform
@@ -32,15 +43,16 @@ from types import ModuleType
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from . import store
-from ._io import REPO_ROOT, OutputError, atomic_write, checkpoint_root, move_aside, notice, remove_temporaries
+from ._io import (REPO_ROOT, OutputError, atomic_write, checkpoint_root, figure_stamp, move_aside, notice,
+                  remove_temporaries, save_figure)
 from .executor import RunContext, Task, device_name, executor as make_executor, resolve_device  # noqa: F401
 from .store import RUNNER_COLUMNS, LockedError, TableError  # noqa: F401  (re-exported)
 
 RESULTS = REPO_ROOT / "data" / "results"
 FIGURES = REPO_ROOT / "figures"
+RUNS = REPO_ROOT / "data" / "runs"       # runs with overrides (git-ignored; verify.preflight.output_folder)
 COMMITTED_PRESETS = ("cpu", "paper")   # their tables and figures live in the repository, one folder per preset
 
 
@@ -86,24 +98,38 @@ def point_key(point: dict) -> str:
     return "|".join(f"{k}={plain[k]!r}" for k in sorted(plain))
 
 
-def resolved_config(module: ModuleType, preset: str) -> dict:
+def preset_config(module: ModuleType, preset: str):
+    """The module's configuration object at ``preset`` (a ValueError naming the presets if unknown)."""
     presets = module.PRESETS
     if preset not in presets:
         raise ValueError(f"unknown preset {preset!r} for {module.NAME}; choose from {sorted(presets)}")
-    cfg = presets[preset]
+    return presets[preset]
+
+
+def _as_dict(cfg) -> dict:
     return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+
+
+def resolved_config(module: ModuleType, preset: str) -> dict:
+    return _as_dict(preset_config(module, preset))
 
 
 def run_module(module: ModuleType, preset: str, *, out=None, device: str | None = None, fresh: bool = False,
                plot_only: bool = False, quiet: bool = False, workers: int | None = None,
-               scheduler: str | None = None, reuse_stale: bool = False, executor=None) -> pd.DataFrame:
+               scheduler: str | None = None, reuse_stale: bool = False, executor=None, config=None,
+               overrides: dict | None = None, progress=None) -> pd.DataFrame:
     """Run (or resume) one verify module at a preset; returns its table and writes table, config and
     figure. ``fresh``: reuse nothing computed before (rows, checkpoints, caches); ``reuse_stale``: reuse
     rows and checkpoints made by other code (saying so); ``workers`` / ``scheduler`` / ``executor``: where
-    the points run (``verify.executor.executor``)."""
+    the points run (``verify.executor.executor``); ``config``: the configuration to run (default: the
+    preset's); ``overrides``: how it differs from the preset (recorded); ``progress``: ``progress(name,
+    total)`` -> reporter (default ``verify.progress.reporter``)."""
+    from .progress import reporter
+
     name = module.NAME
-    config = resolved_config(module, preset)
-    cfg_obj = module.PRESETS[preset]
+    cfg_obj = preset_config(module, preset) if config is None else config
+    config = _as_dict(cfg_obj)
+    overrides = dict(overrides or {})
     paths = output_paths(name, preset, out)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     if plot_only:
@@ -119,12 +145,13 @@ def run_module(module: ModuleType, preset: str, *, out=None, device: str | None 
     with store.OutputLock(paths.table.parent):
         started = time.time()
         _remove_temporaries(paths)
-        say(f"[verify] {name} --preset {preset} on {here}\n{json.dumps(config, indent=2, default=str)}")
+        say(f"[verify] {name} --preset {preset} on {here}"
+            + (f" with {json.dumps(overrides)}" if overrides else "") + f"\n{json.dumps(config, indent=2, default=str)}")
         code = store.code_fingerprint(module)
         data = store.data_fingerprint(module, cfg_obj)
         expected = store.Expected(preset, store.config_hash(name, preset, config), data, code.hash, reuse_stale)
         rows = _resumable_rows(module, preset, config, paths, keys, expected, fresh)
-        _write_config(paths, name, preset, config, expected, code)
+        _write_config(paths, name, preset, config, expected, code, overrides)
 
         todo = [(p, k) for p, k in zip(points, keys) if k not in rows]
         if len(todo) < len(points):
@@ -140,12 +167,19 @@ def run_module(module: ModuleType, preset: str, *, out=None, device: str | None 
                              not_before=started if fresh else None, threads=ex.threads())
             tasks = [Task(module, p, k, cfg_obj, requested, ctx) for p, k in todo]
             first_alone = bool(getattr(module, "SHARED_FIRST_POINT", False))
-            results = ex.run(tasks, first_alone=first_alone)
-            for result in tqdm(results, total=len(tasks), desc=name, disable=quiet or None, file=sys.stderr):
-                rows[result.key] = result.rows
-                if result.error is not None:
-                    errors.append((result.key, result.error))
-                _save(rows, order, paths.table)
+            bar = (progress or (lambda n, total: reporter(n, total, quiet=quiet)))(name, len(tasks))
+            try:
+                for result in ex.run(tasks, first_alone=first_alone):
+                    if overrides:
+                        for r in result.rows:
+                            r["overrides"] = json.dumps(overrides, sort_keys=True)
+                    rows[result.key] = result.rows
+                    if result.error is not None:
+                        errors.append((result.key, result.error))
+                    _save(rows, order, paths.table)
+                    bar.update(1)
+            finally:
+                bar.close()
 
     table = store.frame([r for rs in rows.values() for r in rs], order)
     if errors:
@@ -153,8 +187,11 @@ def run_module(module: ModuleType, preset: str, *, out=None, device: str | None 
             say(f"[verify] point {key} failed:\n{tb}")
         raise SweepError(f"{name}: {len(errors)} of {len(points)} grid points failed; see the 'error' "
                          f"column of {paths.table}")
-    _draw(module, table, cfg_obj, paths)
-    say(f"[verify] wrote {paths.table} and {paths.figure}")
+    if todo or figure_stamp(paths.figure) != _stamp(module, paths.table):
+        _draw(module, table, cfg_obj, paths)
+        say(f"[verify] wrote {paths.table} and {paths.figure}")
+    else:
+        say(f"[verify] nothing to compute: {paths.table} and {paths.figure} are current")
     return table
 
 
@@ -215,11 +252,13 @@ def _resumable_rows(module, preset, config, paths: Paths, keys, expected: store.
     return dict(res.done)
 
 
-def _write_config(paths: Paths, name, preset, config, expected: store.Expected, code: store.CodeFingerprint):
+def _write_config(paths: Paths, name, preset, config, expected: store.Expected, code: store.CodeFingerprint,
+                  overrides: dict | None = None):
     """NAME.config.json: only values that change when the configuration, data or code do (no times, no
-    paths), so a committed one does not churn."""
+    paths), so a committed one does not churn; the overrides, if any."""
     store.write_json(paths.config, {
-        "module": name, "preset": preset, "config": config, "config_hash": expected.config_hash,
+        "module": name, "preset": preset, "config": config, **({"overrides": overrides} if overrides else {}),
+        "config_hash": expected.config_hash,
         "data_hash": expected.data_hash,
         "code": {"hash": code.hash, "theory": code.theory, "module": code.module, "files": list(code.files)}})
 
@@ -270,6 +309,20 @@ def _save(rows: dict, order: dict, path: Path) -> None:
                                      "saved before") from exc
 
 
+def _stamp(module: ModuleType, table_path: Path) -> str:
+    """A hash of the table's bytes and the module's source: a figure carrying it is current."""
+    h = hashlib.sha256()
+    try:
+        h.update(Path(table_path).read_bytes())
+    except OSError:
+        return ""
+    try:
+        h.update(Path(inspect.getsourcefile(module)).read_bytes())
+    except (OSError, TypeError):          # a module without a source file: always redraw
+        return ""
+    return h.hexdigest()[:16]
+
+
 def _draw(module: ModuleType, table: pd.DataFrame, cfg, paths: Paths) -> None:
     import matplotlib
 
@@ -277,5 +330,7 @@ def _draw(module: ModuleType, table: pd.DataFrame, cfg, paths: Paths) -> None:
     import matplotlib.pyplot as plt
 
     fig = module.plot(table, cfg)
-    atomic_write(paths.figure, lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format="png"))
-    plt.close(fig)
+    try:
+        save_figure(fig, paths.figure, stamp=_stamp(module, paths.table) or None)
+    finally:
+        plt.close(fig)

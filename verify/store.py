@@ -47,7 +47,7 @@ from ._io import REPO_ROOT, atomic_write, move_aside, notice
 
 #: runner columns, in this order at the end of every row
 RUNNER_COLUMNS = ["seed", "preset", "device", "runtime_s", "point", "point_rows", "config_hash", "data_hash",
-                  "code_hash"]
+                  "code_hash", "overrides"]
 #: verify files that do not produce rows (they judge, draw, run or store them): not fingerprinted
 NOT_ROW_CODE = {"__init__", "__main__", "verdicts", "stats", "report", "runner", "store", "executor", "cost",
                 "config"}
