@@ -99,13 +99,14 @@ def test_missing_data_and_inception_say_where_and_which_variable(tmp_path, empty
     assert "cifar10_train_5k.npz" in line and "cifar-10-batches-py" in line and "MEMSEP_DATA" in line
     assert str(empty_data) in line
     # training images present, the Inception network (cpu preset) not
-    np.savez(empty_data / "cifar10_train_5k.npz", x=np.zeros((64, 32, 32, 3), np.uint8), y=np.zeros(64, np.int64))
+    np.savez(empty_data / "cifar10_train_5k.npz", x=np.zeros((512, 32, 32, 3), np.uint8),
+             y=np.zeros(512, np.int64))
     assert main(["cifar_pruning", "--preset", "cpu", "--out", str(tmp_path / "o")]) == 2
     line = _error_line(capsys)
     assert "fid_inception_2015-12-05_pool3.pt" in line and "MEMSEP_DATA" in line
     # too few images for the settings
-    assert main(["cifar_pruning", "--preset", "smoke", "--set", "n_train=100", "--out", str(tmp_path / "o")]) == 2
-    assert "holds 64 training images; this run needs 100" in _error_line(capsys)
+    assert main(["cifar_pruning", "--preset", "smoke", "--set", "n_train=600", "--out", str(tmp_path / "o")]) == 2
+    assert "holds 512 training images; this run needs 6" in _error_line(capsys)
 
 
 def test_debug_shows_the_traceback():
@@ -126,7 +127,8 @@ def test_paper_on_a_cpu_warns_with_the_estimate(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(runner, "run_module", lambda *a, **k: calls.append(a) or __import__("pandas").DataFrame())
     assert main(["width_vs_n", "--preset", "paper", "--device", "cpu", "--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err
-    assert "warning: --preset paper on a CPU" in err and "about 6.0 h" in err and calls
+    estimate = preflight.fmt_seconds(verify.catalog()["width_vs_n"].estimated_runtime["paper"])
+    assert "warning: --preset paper on a CPU" in err and f"about {estimate}" in err and calls
     assert preflight.paper_warning(["width_vs_n"], "cuda") is None
 
 
@@ -213,3 +215,16 @@ def test_no_file_written_into_the_repository_by_a_smoke_run(capsys, quick_plot):
     assert main(["lipschitz_vs_t", "--preset", "smoke", "--set", "n_times=2"]) == 0
     assert status() == before
     assert "a smoke run: writing to " in capsys.readouterr().err
+
+
+def test_width_estimates_are_the_cost_model_s():
+    """width_vs_n declares its estimates as literals (read without imports): they are its cost model's."""
+    from verify import width_vs_n
+
+    est = width_vs_n.ESTIMATED_RUNTIME
+    assert est["cpu"] == round(width_vs_n.estimated_seconds(width_vs_n.PRESETS["cpu"]))
+    assert est["paper"] == round(width_vs_n.estimated_seconds(width_vs_n.PRESETS["paper"], "cuda"))
+    from verify import duplication
+
+    assert duplication.ESTIMATED_RUNTIME["paper"] == round(
+        duplication.estimated_seconds(duplication.PRESETS["paper"], "cuda"))

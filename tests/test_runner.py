@@ -208,14 +208,19 @@ def test_a_rerun_that_computes_nothing_rewrites_nothing(tmp_path):
     mod = _filed_module(tmp_path)
     out = tmp_path / "out"
     runner.run_module(mod, "cpu", out=out, quiet=True)
-    files = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def committed():       # the files a repository keeps (the run record and the lock are git-ignored)
+        return {p.name: p.read_bytes() for p in out.iterdir() if not p.name.endswith(".run.json")
+                and p.name != ".verify.lock"}
+
+    files = committed()
     assert sorted(files) == ["filed.config.json", "filed.csv", "filed.png"]
     saved = json.loads(files["filed.config.json"])
-    assert "started" not in saved and set(saved) == {"module", "preset", "config", "device", "device_name", "torch",
-                                                     "python"}
+    assert "started" not in saved and set(saved) == {"module", "preset", "config", "config_hash", "data_hash", "code"}
+    assert "started" in json.loads((out / "filed.run.json").read_text())      # the volatile provenance
     runner.run_module(mod, "cpu", out=out, quiet=True)
     assert mod.CALLS == {"run": 3, "plot": 1}                      # nothing computed, nothing drawn
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+    assert committed() == files
     # a changed table (or a changed module) makes the figure stale: it is redrawn, the same way each time
     table = pd.read_csv(out / "filed.csv")
     table.loc[0, "y"] = 2
@@ -223,23 +228,24 @@ def test_a_rerun_that_computes_nothing_rewrites_nothing(tmp_path):
     runner.run_module(mod, "cpu", out=out, quiet=True)
     assert mod.CALLS["plot"] == 2 and (out / "filed.png").read_bytes() != files["filed.png"]
     changed = _filed_module(tmp_path, MODULE_SOURCE.replace('"squares"', '"squares!"'))
-    runner.run_module(changed, "cpu", out=out, quiet=True)
-    assert changed.CALLS == {"run": 0, "plot": 1}
+    runner.run_module(changed, "cpu", out=out, quiet=True)      # other code: its rows are recomputed too
+    assert changed.CALLS == {"run": 3, "plot": 1}
 
 
-def test_an_old_timestamp_is_dropped_and_the_provenance_kept(tmp_path):
-    """A config file written by an older runner (with a "started" time) loses that entry on a rerun that
-    computes nothing; the device and versions of the run that computed the rows stay as they were."""
+def test_an_old_timestamp_is_dropped_and_the_provenance_moves_to_the_run_record(tmp_path):
+    """A config file written by an older runner (with a "started" time and the device) is rewritten on a
+    rerun that computes nothing, without them: when and where a run happened is in NAME.run.json."""
     module, _, calls = fake_module(FakeConfig(values=(1, 2)))
     runner.run_module(module, "smoke", out=tmp_path, quiet=True)
     path = tmp_path / "fake.config.json"
     saved = json.loads(path.read_text())
-    old = {**saved, "device_name": "a GPU elsewhere", "started": "2026-01-01 00:00:00"}
-    path.write_text(json.dumps(old, indent=2))
+    path.write_text(json.dumps({**saved, "device_name": "a GPU elsewhere", "started": "2026-01-01 00:00:00"}))
     n_calls = len(calls)
     runner.run_module(module, "smoke", out=tmp_path, quiet=True)
     assert len(calls) == n_calls
-    assert json.loads(path.read_text()) == {k: v for k, v in old.items() if k != "started"}
+    assert json.loads(path.read_text()) == saved
+    record = json.loads((tmp_path / "fake.run.json").read_text())
+    assert {"started", "device", "device_name", "torch", "python"} <= set(record)
 
 
 def test_redraws_are_byte_identical(tmp_path):
