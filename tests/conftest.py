@@ -3,9 +3,41 @@
 (setup.cfg's ``pythonpath = .`` puts the repository root on sys.path, so a bare ``pytest`` finds
 ``theory`` and ``verify``.)"""
 
+import os
+
 import pytest
 import torch
 from torch.distributions import MultivariateNormal
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _checkpoints_in_a_temporary_folder(tmp_path_factory):
+    """Tests never write checkpoints into the repository: $MEMSEP_CHECKPOINTS points at a temporary folder
+    for the whole session (a test may point it elsewhere with monkeypatch)."""
+    old = os.environ.get("MEMSEP_CHECKPOINTS")
+    os.environ["MEMSEP_CHECKPOINTS"] = str(tmp_path_factory.mktemp("checkpoints"))
+    yield
+    if old is None:
+        os.environ.pop("MEMSEP_CHECKPOINTS", None)
+    else:
+        os.environ["MEMSEP_CHECKPOINTS"] = old
+
+
+@pytest.fixture
+def quick_plot(monkeypatch):
+    """lipschitz_vs_t (the module the command-line tests run) draws a bare one-line figure instead of its
+    own: drawing dominates a smoke run's time, and those tests are about everything but the figure."""
+    from verify import lipschitz_vs_t
+
+    def plot(table, cfg):
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(1, 1))
+        ax.plot(table["t"], table["t"])
+        ax.set_axis_off()
+        return fig
+
+    monkeypatch.setattr(lipschitz_vs_t, "plot", plot)
 
 
 def _rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:

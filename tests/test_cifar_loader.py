@@ -78,3 +78,42 @@ def test_data_dir_precedence(monkeypatch, tmp_path):
     assert cifar.data_dir("/somewhere") == cifar.Path("/somewhere")
     monkeypatch.delenv("MEMSEP_DATA")
     assert cifar.data_dir() == cifar.REPO_ROOT.parent / "shared" / "data"
+
+
+def _batches_folder(root, per_batch=3):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    images = []
+    for b in range(1, 6):
+        imgs = _images(per_batch, seed=10 + b)
+        images.append(imgs)
+        planar = imgs.transpose(0, 3, 1, 2).reshape(len(imgs), 3072)
+        with open(folder / f"data_batch_{b}", "wb") as fh:
+            pickle.dump({b"data": planar, b"labels": [b] * len(imgs)}, fh, protocol=2)
+    return folder, np.concatenate(images)
+
+
+def test_training_images_from_a_batches_folder(tmp_path, monkeypatch):
+    """Without cifar10_train_5k.npz the loader reads a standard cifar-10-batches-py folder (in the data folder
+    or as the data folder): the first 1,000 images of each batch, batch after batch, like the npz."""
+    folder, expected = _batches_folder(tmp_path)
+    monkeypatch.setenv("MEMSEP_DATA", str(tmp_path))
+    assert np.array_equal(cifar.load_training_images().numpy(), expected)
+    assert np.array_equal(cifar.load_training_images(4).numpy(), expected[:4])
+    assert np.array_equal(cifar.load_training_images(data_dir_path=folder).numpy(), expected)
+    cifar.require_training_images(15)
+    with pytest.raises(cifar.MissingDataError, match="holds 15 training images; this run needs 16"):
+        cifar.require_training_images(16)
+    # the npz, where there is one, comes first
+    np.savez(tmp_path / cifar.TRAIN_5K, x=_images(2, seed=99), y=np.zeros(2))
+    assert np.array_equal(cifar.load_training_images().numpy(), _images(2, seed=99))
+
+
+def test_missing_training_images_say_where_and_which_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMSEP_DATA", str(tmp_path))
+    with pytest.raises(cifar.MissingDataError) as err:
+        cifar.load_training_images(3)
+    text = str(err.value)
+    assert str(tmp_path) in text and "MEMSEP_DATA" in text and cifar.TRAIN_5K in text and "cifar-10-batches-py" in text
+    with pytest.raises(cifar.MissingDataError, match="fid_inception_2015-12-05_pool3.pt"):
+        cifar.load_inception()

@@ -107,7 +107,7 @@ def test_training_set_against_itself_memorization_one_fid_zero():
 INCEPTION = cifar.data_dir() / cifar.INCEPTION
 
 
-@pytest.mark.skipif(not INCEPTION.is_file(), reason="shared FID Inception network not available")
+@pytest.mark.skipif(not INCEPTION.is_file(), reason=f"the FID Inception network is not at {INCEPTION} (set MEMSEP_DATA to the folder that has it)")
 def test_real_inception_pool3_shape():
     net = cifar.load_inception(INCEPTION)
     u8 = torch.randint(0, 256, (2, 32, 32, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)

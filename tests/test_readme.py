@@ -12,7 +12,7 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
 def test_library_example_runs_and_agrees_with_its_description():
-    code = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+    code = re.search(r"## The library in ten lines.*?```python\n(.*?)```", README, re.S).group(1)
     scope: dict = {}
     with contextlib.redirect_stdout(io.StringIO()):
         exec(compile(code, "README.md", "exec"), scope)

@@ -130,8 +130,9 @@ def test_command_line_list_and_unknown_module():
     assert "lipschitz_vs_t" in text
     for name in verify.modules():
         assert name in text
+    assert main(["no_such_module", "--preset", "smoke"]) == 2          # one line, no traceback (tests/test_cli.py)
     with pytest.raises(ValueError, match="unknown verify module 'no_such_module'"):
-        main(["no_such_module", "--preset", "smoke"])
+        verify.get("no_such_module")
 
 
 def test_checkpoint_helper_is_atomic_and_caches(tmp_path, monkeypatch):
@@ -153,3 +154,135 @@ def test_checkpoint_helper_is_atomic_and_caches(tmp_path, monkeypatch):
     assert calls == [1]
     ck.clear()
     assert ck.load() is None and _io.Checkpoint.for_run("kind", {"a": 2}).path != ck.path
+
+
+# --------------------------------------------------------------------------------------------- no churn
+MODULE_SOURCE = '''
+import dataclasses
+
+NAME = "filed"
+CALLS = {"run": 0, "plot": 0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    values: tuple
+
+
+PRESETS = {"smoke": Config(values=(1, 2, 3)), "cpu": Config(values=(1, 2, 3))}
+
+
+def grid(cfg):
+    return [{"x": v, "seed": 0} for v in cfg.values]
+
+
+def run_point(point, cfg, device):
+    CALLS["run"] += 1
+    return {"y": point["x"] ** 2}
+
+
+def plot(table, cfg):
+    import matplotlib.pyplot as plt
+
+    CALLS["plot"] += 1
+    fig, ax = plt.subplots()
+    ax.plot(table["x"], table["y"], "o-")
+    ax.set_title("squares")
+    return fig
+'''
+
+
+def _filed_module(tmp_path, source=MODULE_SOURCE):
+    """A verify-like module with a source file (the figure's stamp hashes the module's source)."""
+    import importlib.util
+
+    path = tmp_path / "filed_module.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("filed_module", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_a_rerun_that_computes_nothing_rewrites_nothing(tmp_path):
+    mod = _filed_module(tmp_path)
+    out = tmp_path / "out"
+    runner.run_module(mod, "cpu", out=out, quiet=True)
+
+    def committed():       # the files a repository keeps (the run record and the lock are git-ignored)
+        return {p.name: p.read_bytes() for p in out.iterdir() if not p.name.endswith(".run.json")
+                and p.name != ".verify.lock"}
+
+    files = committed()
+    assert sorted(files) == ["filed.config.json", "filed.csv", "filed.png"]
+    saved = json.loads(files["filed.config.json"])
+    assert "started" not in saved and set(saved) == {"module", "preset", "config", "config_hash", "data_hash", "code"}
+    assert "started" in json.loads((out / "filed.run.json").read_text())      # the volatile provenance
+    runner.run_module(mod, "cpu", out=out, quiet=True)
+    assert mod.CALLS == {"run": 3, "plot": 1}                      # nothing computed, nothing drawn
+    assert committed() == files
+    # a changed table (or a changed module) makes the figure stale: it is redrawn, the same way each time
+    table = pd.read_csv(out / "filed.csv")
+    table.loc[0, "y"] = 2
+    table.to_csv(out / "filed.csv", index=False)
+    runner.run_module(mod, "cpu", out=out, quiet=True)
+    assert mod.CALLS["plot"] == 2 and (out / "filed.png").read_bytes() != files["filed.png"]
+    changed = _filed_module(tmp_path, MODULE_SOURCE.replace('"squares"', '"squares!"'))
+    runner.run_module(changed, "cpu", out=out, quiet=True)      # other code: its rows are recomputed too
+    assert changed.CALLS == {"run": 3, "plot": 1}
+
+
+def test_an_old_timestamp_is_dropped_and_the_provenance_moves_to_the_run_record(tmp_path):
+    """A config file written by an older runner (with a "started" time and the device) is rewritten on a
+    rerun that computes nothing, without them: when and where a run happened is in NAME.run.json."""
+    module, _, calls = fake_module(FakeConfig(values=(1, 2)))
+    runner.run_module(module, "smoke", out=tmp_path, quiet=True)
+    path = tmp_path / "fake.config.json"
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "device_name": "a GPU elsewhere", "started": "2026-01-01 00:00:00"}))
+    n_calls = len(calls)
+    runner.run_module(module, "smoke", out=tmp_path, quiet=True)
+    assert len(calls) == n_calls
+    assert json.loads(path.read_text()) == saved
+    record = json.loads((tmp_path / "fake.run.json").read_text())
+    assert {"started", "device", "device_name", "torch", "python"} <= set(record)
+
+
+def test_redraws_are_byte_identical(tmp_path):
+    """--plot-only twice gives the same bytes; so does drawing a committed table twice; the PNG names no
+    software version and carries the stamp of its table and module."""
+    from verify import _io, lipschitz_vs_t
+
+    mod = _filed_module(tmp_path)
+    runner.run_module(mod, "cpu", out=tmp_path, quiet=True)
+    first = (tmp_path / "filed.png").read_bytes()
+    runner.run_module(mod, "cpu", out=tmp_path, quiet=True, plot_only=True)
+    assert (tmp_path / "filed.png").read_bytes() == first
+    assert b"Matplotlib" not in first and b"Software" not in first
+    assert _io.figure_stamp(tmp_path / "filed.png") == runner._stamp(mod, tmp_path / "filed.csv")
+    assert _io.figure_stamp(tmp_path / "filed.csv") is None and _io.figure_stamp(tmp_path / "none.png") is None
+    table = pd.read_csv(runner.RESULTS / "cpu" / "lipschitz_vs_t.csv")
+    drawn = []
+    for name in ("a", "b"):
+        paths = runner.Paths(runner.RESULTS / "cpu" / "lipschitz_vs_t.csv", tmp_path / f"{name}.png", tmp_path / "x")
+        runner._draw(lipschitz_vs_t, table, lipschitz_vs_t.PRESETS["cpu"], paths)
+        drawn.append((tmp_path / f"{name}.png").read_bytes())
+    assert drawn[0] == drawn[1]
+
+
+def test_progress_hook_gets_one_update_per_point(tmp_path):
+    module, _, _ = fake_module(FakeConfig(values=(1, 2, 3)))
+    seen = []
+
+    class Recorder:
+        def __init__(self, name, total):
+            seen.append(("start", name, total))
+
+        def update(self, n=1):
+            seen.append(("update", n))
+
+        def close(self):
+            seen.append(("close",))
+
+    runner.run_module(module, "smoke", out=tmp_path, quiet=True, progress=Recorder)
+    assert seen == [("start", "fake", 3), ("update", 1), ("update", 1), ("update", 1), ("close",)]

@@ -85,6 +85,7 @@ NAME = "cifar_pruning"
 CLAIM = ("Pruning the attention heads least important at small t (Algorithm 1) lowers a CIFAR-10 DiT's "
          "memorization at similar quality, unlike random pruning (Sec. 6, Table); with ablations of its reasoning")
 ORDER = 60
+SHARED_FIRST_POINT = True    # the first seed trains the original model the others reuse: on a cluster it runs alone first
 
 # The paper's table (mean over 5 runs), drawn beside the measurement as the claim being checked.
 PAPER = {"original": {"precision": 0.39, "recall": 0.08, "memorization": 0.7382, "fid": 15.47},
@@ -259,6 +260,16 @@ def grid(cfg: Config) -> list[dict]:
     return [{"stage": "memorization", "seed": s} for s in cfg.seeds] + [{"stage": "quality", "seed": QUALITY_SEED}]
 
 
+def check_data(cfg: Config) -> None:
+    """The files a run reads, checked before it starts (verify.preflight): the exact training images (the
+    n_train training images, and with the held-out reference the n_reference images after them) and, for
+    Inception features, the FID network."""
+    ev = cfg.evaluation
+    _io.require_training_images(cfg.n_train + (ev.n_reference if ev.reference == "held_out" else 0), cfg.data_dir)
+    if ev.feature_network == "inception":
+        _io.require_inception(_io.data_dir(cfg.data_dir) / _io.INCEPTION)
+
+
 def finetune_config(cfg: Config, steps: int, every: int) -> ImageTrainConfig:
     """The fine-tuning of a pruned model: the original's settings with the pruning's rate and EMA, a
     constant rate after one warm-up step (so the first k steps of a longer run are a k-step run), and the
@@ -321,6 +332,19 @@ def _seed_dir(cfg: Config, data_fp: str, seed: int):
 @functools.lru_cache(maxsize=4)
 def _inception(path: str, device: str):
     return _io.load_inception(path, device=device)
+
+
+def data_fingerprint(cfg: Config) -> str:
+    """A hash of the files the rows are computed from: the training images, the held-out test images (the
+    null) and, for Inception features, the network and the FID reference pool (``verify.store``: rows of
+    other data are never reused; the per-seed caches are keyed by the images' content as well)."""
+    folder = _io.data_dir(cfg.data_dir)
+    files = [folder / _io.TRAIN_5K, folder / _io.TEST_EXACT]
+    if cfg.evaluation.reference == "test_jpeg":
+        files.append(folder / _io.TEST_JPEG)
+    if cfg.evaluation.feature_network == "inception":
+        files.append(folder / _io.INCEPTION)
+    return _io.fingerprint(*[_io.file_fingerprint(f) for f in files])
 
 
 def _pooled_pixels(x: torch.Tensor) -> torch.Tensor:

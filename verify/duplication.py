@@ -321,6 +321,6 @@ CLAIMS = [
 ]
 
 
-# cpu: measured (the summed runtime_s of the committed table); paper: the cost model's upper bound
-ESTIMATED_RUNTIME = {"smoke": 2, "cpu": 175,   # cpu: measured (512 G multiply-adds x SECONDS_PER_MAC)
-                      "paper": round(estimated_seconds(PRESETS["paper"], "cuda"))}
+# cpu: measured (512 G multiply-adds x SECONDS_PER_MAC); paper: the cost model's upper bound, a literal so
+# that `verify list` reads it without importing torch (a test checks it against estimated_seconds)
+ESTIMATED_RUNTIME = {"smoke": 2, "cpu": 175, "paper": 10849}

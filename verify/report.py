@@ -63,7 +63,7 @@ def evaluate(preset: str, out=None, claims: list[Claim] | None = None) -> pd.Dat
                "theory_file": _rel(theory_file(c.theory), REPO_ROOT), "table": _rel(paths.table, REPO_ROOT),
                "figure": _rel(paths.figure, REPO_ROOT), "range_tested": "", "statistic": "", "value": float("nan"),
                "lo": float("nan"), "hi": float("nan"), "interval": "none", "fragile": False, "sensitivity": "",
-               "confounds": "", "measured": "", "machine": ""}
+               "confounds": "", "measured": "", "machine": "", "summary": ""}
         if not paths.table.exists():
             rows.append({**row, "verdict": str(NOT_RUN), "measured": "no table"})
             continue
@@ -159,10 +159,14 @@ def _preset_section(preset: str, verdicts: pd.DataFrame, folder: Path, out) -> l
     return lines + [""]
 
 
-def _preamble(used_kinds: list[str], presets: list[str], missing: list[str]) -> list[str]:
+def _preamble(used_kinds: list[str], presets: list[str], missing: list[str], committed: bool = True) -> list[str]:
+    made = ("Produced by `python -m verify report` (also the last step of `python -m verify all --preset cpu`) from "
+            "the committed tables under `data/results/PRESET/` (their digests are in each preset's section)"
+            if committed else
+            f"Produced by `python -m verify report --preset {presets[0] if presets else 'PRESET'} --out FOLDER` (also "
+            "the last step of `python -m verify all --out FOLDER`) from the tables in this folder")
     lines = ["# memsep: the paper's claims against what was measured", "",
-             "Produced by `python -m verify report` (also the last step of `python -m verify all`) from the committed "
-             "tables; every verdict is computed by its claim's rule (see *Rules and constants*). The file has no "
+             made + "; every verdict is computed by its claim's rule (see *Rules and constants*). The file has no "
              "timestamps or absolute paths: rerunning it on the same tables and code gives the same file.", "",
              "Presets with tables: " + (", ".join(presets) or "none")
              + ("; without tables (not run): " + ", ".join(missing) if missing else "") + ".", "",
@@ -195,7 +199,7 @@ def render_report(preset: str | None = None, out=None, claims: list[Claim] | Non
     frames = {p: evaluate(p, out, claims) for p in presets}
     allv = pd.concat(frames.values(), ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     used = [k for k in INTERVAL_KINDS if k in set(allv.get("interval", []))]
-    lines = _preamble(used, presets, missing)
+    lines = _preamble(used, presets, missing, committed=folder == FIGURES)
     for p in presets:
         lines += _preset_section(p, frames[p], folder, out)
     lines += ["## Rules and constants", ""]

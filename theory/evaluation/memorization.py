@@ -82,16 +82,19 @@ def _neighbour_distances(s: torch.Tensor, tr: torch.Tensor, distinct: bool, tile
 
 
 def memorized(samples, train, *, threshold: float = DEFAULT_THRESHOLD,
-              tile_size: int = DEFAULT_TILE) -> torch.Tensor:
+              tile_size: int = DEFAULT_TILE, distinct: bool = True) -> torch.Tensor:
     """Boolean (B,): d_1 / d_2 < threshold (written as d_1 < threshold * d_2, so d_2 = 0 never divides);
-    threshold in (0, 1]. Inputs as for ``neighbour_distances``."""
+    threshold in (0, 1]. Inputs as for ``neighbour_distances``. ``distinct=False`` skips merging duplicates
+    of ``train`` (for a caller that streams many batches of samples against a training set it has already
+    made distinct, e.g. with ``torch.unique(train, dim=0)``)."""
     threshold = _threshold(threshold)
     s, tr = _sets(samples, train)
-    return _memorized(s, tr, threshold, tile_size)
+    return _memorized(s, tr, threshold, tile_size, check_flag(distinct, "distinct"))
 
 
-def _memorized(s: torch.Tensor, tr: torch.Tensor, threshold: float, tile_size: int) -> torch.Tensor:
-    d1, d2, _ = _neighbour_distances(s, tr, True, tile_size)
+def _memorized(s: torch.Tensor, tr: torch.Tensor, threshold: float, tile_size: int,
+               distinct: bool = True) -> torch.Tensor:
+    d1, d2, _ = _neighbour_distances(s, tr, distinct, tile_size)
     return d1 < threshold * d2
 
 
@@ -166,19 +169,26 @@ def calibrated_memorization(generated: torch.Tensor, train: torch.Tensor, *, nul
     threshold = _threshold(threshold)
     level = check_number(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
     k, n = _count(generated, train, threshold, tile_size, "generated")
-    kq = nq = ka = na = None
+    kq, nq = _count(null, train, threshold, tile_size, "null") if null is not None else (None, None)
+    ka, na = _count(anchor, train, threshold, tile_size, "anchor") if anchor is not None else (None, None)
+    return calibrated_from_counts(k, n, null_count=kq, n_null=nq, anchor_count=ka, n_anchor=na, level=level)
+
+
+def calibrated_from_counts(count: int, n: int, *, null_count: int | None = None, n_null: int | None = None,
+                           anchor_count: int | None = None, n_anchor: int | None = None,
+                           level: float = 0.95) -> CalibratedMemorization:
+    """``calibrated_memorization`` from the counts of memorized samples (generated, null, anchor), for callers
+    that count in batches (``memorized`` batch by batch): the same intervals from the same counts."""
     null_iv = anchor_iv = excess = normalized = None
-    if null is not None:
-        kq, nq = _count(null, train, threshold, tile_size, "null")
-        null_iv = wilson_interval(kq, nq, level)
-        excess = proportion_difference_interval(k, n, kq, nq, level)
-    if anchor is not None:
-        ka, na = _count(anchor, train, threshold, tile_size, "anchor")
-        anchor_iv = wilson_interval(ka, na, level)
-        if null is not None:
-            normalized = normalized_index_interval(k, n, kq, nq, ka, na, level)
-    return CalibratedMemorization(k, n, wilson_interval(k, n, level), kq, nq, null_iv, ka, na, anchor_iv, excess,
-                                  normalized)
+    if null_count is not None:
+        null_iv = wilson_interval(null_count, n_null, level)
+        excess = proportion_difference_interval(count, n, null_count, n_null, level)
+    if anchor_count is not None:
+        anchor_iv = wilson_interval(anchor_count, n_anchor, level)
+        if null_count is not None:
+            normalized = normalized_index_interval(count, n, null_count, n_null, anchor_count, n_anchor, level)
+    return CalibratedMemorization(count, n, wilson_interval(count, n, level), null_count, n_null, null_iv,
+                                  anchor_count, n_anchor, anchor_iv, excess, normalized)
 
 
 class SampleQuality(NamedTuple):
