@@ -57,8 +57,32 @@ def test_makespan_longest_first():
     assert cost.makespan([], 4) == 0
 
 
+def _register(monkeypatch, mod):
+    """Make ``mod`` a module the command line knows by name (the catalog and ``verify.get``, as the command
+    line and its preflight see them)."""
+    import verify.__main__ as cli
+    from verify import preflight
+
+    real_catalog, real_get = verify.catalog, verify.get
+    info = verify.ModuleInfo(mod.NAME, getattr(mod, "__name__", mod.NAME), mod.CLAIM, 100, tuple(mod.PRESETS),
+                             dict(getattr(mod, "ESTIMATED_RUNTIME", {})))
+
+    def catalog():
+        return {**real_catalog(), mod.NAME: info}
+
+    def get(name):
+        return mod if name == mod.NAME else real_get(name)
+
+    for where in (verify, cli, preflight):
+        monkeypatch.setattr(where, "catalog", catalog, raising=False)
+    for where in (verify, preflight):
+        monkeypatch.setattr(where, "get", get)
+    monkeypatch.setattr(verify, "modules", lambda: {mod.NAME: mod})
+
+
+
 def test_dry_run_prints_the_grid_costs_and_projection(monkeypatch):
-    monkeypatch.setattr(verify, "modules", lambda: {"cost_fixture": cf})
+    _register(monkeypatch, cf)
     out = io.StringIO()
     with redirect_stdout(out):
         assert main(["cost_fixture", "--preset", "paper", "--dry-run", "--workers", "2"]) == 0
@@ -79,7 +103,7 @@ def test_paper_on_a_cpu_warns_with_the_projection(tmp_path, capsys, monkeypatch)
     runner.run_module(mod, "paper", out=tmp_path, device="cpu")
     err = capsys.readouterr().err
     assert "warning: cost_fixture --preset paper on a CPU is projected to take" in err
-    monkeypatch.setattr(verify, "modules", lambda: {"cost_fixture": mod})       # the command line warns too
+    _register(monkeypatch, mod)                                                  # the command line warns too
     assert main(["cost_fixture", "--preset", "paper", "--device", "cpu", "--out", str(tmp_path / "cli")]) == 0
     assert "warning: cost_fixture --preset paper on a CPU is projected to take" in capsys.readouterr().err
 

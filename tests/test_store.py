@@ -355,3 +355,21 @@ def test_results_do_not_depend_on_the_order_of_points(tmp_path):
     state = torch.random.get_rng_state()
     run(tmp_path / "c")
     assert torch.equal(state, torch.random.get_rng_state())   # the caller's generator is left as it was
+
+
+def test_a_table_from_before_the_hashes_is_reused_only_with_reuse_stale():
+    """A legacy table (no hash columns) whose config file matches: its code and data are unrecorded, so it is
+    recomputed by default and reused (as stale) with --reuse-stale, also for a module with data files."""
+    meta = {"module": "m", "preset": "cpu", "config": {"a": 1}}
+    frame = pd.DataFrame({"point": ["p0", "p1"], "preset": ["cpu", "cpu"], "y": [1.0, 2.0]})
+    keys = ["p0", "p1"]
+    for data_hash in ("", "abc"):
+        strict = store.Expected("cpu", "h", data_hash, "code", False)
+        res = store.resume(store.legacy_resume(frame, keys, strict, meta, meta), keys, strict)
+        assert not res.done and res.counts.get("made by other code", 0) + res.counts.get("other data", 0) == 2
+        lenient = store.Expected("cpu", "h", data_hash, "code", True)
+        res = store.resume(store.legacy_resume(frame, keys, lenient, meta, meta), keys, lenient)
+        assert sorted(res.done) == keys and sorted(res.stale) == keys
+    other = {**meta, "config": {"a": 2}}                      # another configuration: never reused
+    res = store.resume(store.legacy_resume(frame, keys, lenient, other, meta), keys, lenient)
+    assert not res.done and res.counts == {"other configuration": 2}

@@ -40,21 +40,22 @@ from . import _io
 FULL_RUN_LIMIT_S = 120.0
 MIN_EXTRA_S = 0.25          # a term's run must exceed the base run by this much (or reach the preset's value)
 
-_GMM = {"reduced": {"steps": 2, "n_generated": 8, "n_test": 4, "sample_steps": 2, "loglik_steps": 2,
-                    "index_samples": 8},
-        "terms": [("steps",), ("n_generated", "sample_steps"), ("n_test", "loglik_steps"), ("index_samples",),
-                  ("n_generated",), ("n_test",)]}
+_GMM = {"reduced": {"train.steps": 2, "protocol.n_generated": 8, "protocol.n_anchor": 4, "protocol.n_test": 4,
+                    "protocol.sample_steps": 2, "protocol.loglik_steps": 2, "protocol.index_samples": 8},
+        "terms": [("train.steps",), ("protocol.n_generated", "protocol.sample_steps"),
+                  ("protocol.n_anchor", "protocol.sample_steps"), ("protocol.n_test", "protocol.loglik_steps"),
+                  ("protocol.index_samples",), ("protocol.n_generated",), ("protocol.n_test",)]}
 _WIDTH = {"reduced": {"steps": 4, "batch_size": 8, "eval_points": 16},
           "terms": [("steps", "batch_size"), ("eval_points",)]}
 #: cost models of modules that do not (yet) declare their own ``COST_MODEL``; a module's own wins
 DECLARED = {
-    **{name: _GMM for name in ("phase_2d", "scale_sweep", "sample_sweep", "dim_sweep", "weight_decay_grid")},
+    **{name: _GMM for name in ("phase_2d", "scale_sweep", "sample_sweep", "dim_sweep", "weight_decay_grid",
+                               "duplication_memorization")},
     "width_vs_n": _WIDTH,
-    "duplication": {"reduced": {**_WIDTH["reduced"], "memorization_steps": 2, "memorization_samples": 8},
-                    "terms": _WIDTH["terms"] + [("memorization_steps",), ("memorization_samples",)]},
+    "duplication": _WIDTH,
     "lossgap_identity": {"reduced": {"n_times": 2, "n_draws": 32}, "terms": [("n_times", "n_draws"), ("n_times",)]},
-    "lossgap_bound": {"reduced": {"n_times": 2, "n_draws": 16, "n_neighbour_queries": 16},
-                      "terms": [("n_times", "n_draws"), ("n_neighbour_queries",)]},
+    "lossgap_bound": {"reduced": {"n_draws": 16, "n_neighbour_queries": 16},
+                      "terms": [("n_draws",), ("n_neighbour_queries",)]},
     "lossgap_rate": {"reduced": {"n_draws": 16, "n_neighbour_queries": 16},
                      "terms": [("n_draws",), ("n_neighbour_queries",)]},
     "lipschitz_vs_t": {"reduced": {"n_cloud": 16}, "terms": [("n_cloud",)]},

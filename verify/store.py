@@ -380,14 +380,16 @@ def legacy_resume(frame: pd.DataFrame | None, keys: list[str], expected: Expecte
                   meta: dict) -> pd.DataFrame | None:
     """A table from before rows carried their hashes (no ``config_hash`` column) as one with them, when its
     config file shows the same module, preset and configuration: its code and data are unrecorded, so its
-    points are reused only with ``reuse_stale`` and only for modules without data files."""
+    points are reused only with ``reuse_stale`` (which then also vouches for the unrecorded data of a module
+    that reads data files; the run says which points it reused). Rows whose data hash *is* recorded and
+    differs are never reused (``resume``)."""
     if frame is None or "config_hash" in frame.columns:
         return frame
     same = saved_config is not None and {k: saved_config.get(k) for k in meta} == json.loads(
         json.dumps(meta, default=str))
     frame = frame.copy()
     frame["config_hash"] = expected.config_hash if same else "unrecorded"
-    frame["data_hash"] = "" if not expected.data_hash else "unrecorded"
+    frame["data_hash"] = expected.data_hash if (expected.reuse_stale or not expected.data_hash) else "unrecorded"
     frame["code_hash"] = "unrecorded"
     frame["point_rows"] = frame.groupby("point")["point"].transform("size") if "point" in frame else 0
     return frame
