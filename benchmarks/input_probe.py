@@ -704,7 +704,8 @@ def io_cases() -> list[Case]:
     bad.write_bytes(b"this is not a TorchScript archive")
     return [
         Case("load_inception non-TorchScript file", lambda: _io.load_inception(bad), "invalid", ("path", str(bad))),
-        Case("load_inception missing file", lambda: _io.load_inception(folder / "missing.pt"), "invalid", "path"),
+        Case("load_inception missing file", lambda: _io.load_inception(folder / "missing.pt"), "invalid",
+             ("path", "missing.pt")),
     ]
 
 

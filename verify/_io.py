@@ -530,7 +530,7 @@ def require_inception(path: str | os.PathLike | None = None) -> None:
     path = Path(path) if path is not None else data_dir() / INCEPTION
     if not path.is_file():
         raise MissingDataError(
-            f"path {path}: the FID Inception network {path.name} is not in {_where(path.parent)}: put the TorchScript file "
+            f"the FID Inception network {path.name} is not in {_where(path.parent)}: put the TorchScript file "
             f"(TF 2015-12-05 Inception-v3 up to pool3) there, or set MEMSEP_DATA to the folder that has it")
 
 
