@@ -65,7 +65,7 @@ def _parser(description: str | None = None, epilog: str | None = None, add_help:
                         "and figures/PRESET/ of the repository; a fresh temporary folder for smoke)")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--fresh", action="store_true",
-                   help="recompute every point, ignoring finished rows (cpu preset of every module: about 13 min "
+                   help="recompute every point, ignoring finished rows (cpu preset of every module: about 75-90 min "
                         "on 2 cores)")
     p.add_argument("--plot-only", action="store_true", help="redraw the figure from the saved table")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
