@@ -175,14 +175,14 @@ def conjunction(verdicts: Iterable[Verdict]) -> Verdict:
     return INCONCLUSIVE
 
 
+def _negation(v: Verdict) -> Verdict:
+    return {HOLDS: FAILS, FAILS: HOLDS}.get(v, v)
+
+
 def disjunction(verdicts: Iterable[Verdict]) -> Verdict:
-    """Some part must hold: any part that holds decides; else all parts not holding decide; else inconclusive."""
-    vs = list(verdicts)
-    if any(v is HOLDS for v in vs):
-        return HOLDS
-    if vs and all(v is FAILS for v in vs):
-        return FAILS
-    return INCONCLUSIVE
+    """Some part must hold: any part that holds decides; else all parts not holding decide; else
+    inconclusive (the dual of ``conjunction``: not (all of the negations))."""
+    return _negation(conjunction(_negation(v) for v in verdicts))
 
 
 def finding(statistic: str, iv: Interval | tuple, verdict: Verdict, text: str, *, interval: str | None = None,
