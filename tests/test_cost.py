@@ -94,18 +94,25 @@ def test_dry_run_prints_the_grid_costs_and_projection(monkeypatch):
     assert f"total {exact * 3:.3g} FLOP" in text
 
 
-def test_paper_on_a_cpu_warns_with_the_projection(tmp_path, capsys, monkeypatch):
+def test_paper_on_a_cpu_warns_once_without_costing(tmp_path, capsys, monkeypatch):
+    """The paper-on-CPU warning has one owner (preflight.paper_warning): the Python API says it, the
+    command line says it once before anything starts, and neither runs a point to cost it."""
     from types import SimpleNamespace
+
+    import verify
+    from verify import preflight
 
     mod = SimpleNamespace(**{k: getattr(cf, k) for k in ("NAME", "CLAIM", "grid", "run_point", "plot")})
     mod.__file__, mod.COST_MODEL = cf.__file__, cf.COST_MODEL
-    mod.PRESETS = {"paper": cf.Config(steps=30, samples=3)}
+    mod.PRESETS, mod.ESTIMATED_RUNTIME = {"paper": cf.Config(steps=30, samples=3)}, {"paper": 5400}
+    _register(monkeypatch, mod)
+    monkeypatch.setattr(cost, "measure", lambda *a, **k: pytest.fail("the warning must not cost points"))
+    estimate = preflight.fmt_seconds(verify.catalog()["cost_fixture"].estimated_runtime.get("paper", 0))
     runner.run_module(mod, "paper", out=tmp_path, device="cpu")
     err = capsys.readouterr().err
-    assert "warning: cost_fixture --preset paper on a CPU is projected to take" in err
-    _register(monkeypatch, mod)                                                  # the command line warns too
+    assert estimate == "90 min" and err.count("warning: --preset paper on a CPU") == 1 and f"about {estimate}" in err
     assert main(["cost_fixture", "--preset", "paper", "--device", "cpu", "--out", str(tmp_path / "cli")]) == 0
-    assert "warning: cost_fixture --preset paper on a CPU is projected to take" in capsys.readouterr().err
+    assert capsys.readouterr().err.count("warning: --preset paper on a CPU") == 1
 
 
 MEASURE = """

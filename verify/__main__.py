@@ -220,7 +220,7 @@ def _one(args) -> int:
     plan = preflight.prepare(args.target, preset, out=args.out, device=args.device, plot_only=args.plot_only,
                              file=args.config, sets=args.set)
     if preset == "paper" and not args.plot_only:
-        warning = preflight.paper_warning([plan.module.NAME], plan.device)
+        warning = preflight.paper_warning([plan.module.NAME], plan.device, args.workers or 1)
         if warning:
             _say(warning)
     if plan.out is not None and args.out is None:
@@ -234,7 +234,7 @@ def _one(args) -> int:
         with executor(args.workers, args.scheduler) as ex:
             table = run_module(plan.module, plan.preset, out=plan.out, device=plan.device, fresh=args.fresh,
                                plot_only=args.plot_only, config=plan.config, overrides=plan.overrides,
-                               reuse_stale=args.reuse_stale, executor=ex)
+                               reuse_stale=args.reuse_stale, executor=ex, warn_paper=False)
     except SweepError as exc:
         _say(f"[verify] {exc}")
         return EXIT_FAILED
@@ -265,7 +265,7 @@ def _all(args) -> int:
             skipped.append(name)
             _say(f"[verify all] skipping {exc}")
     if preset == "paper" and not args.plot_only:
-        warning = preflight.paper_warning([p.module.NAME for p in plans], device)
+        warning = preflight.paper_warning([p.module.NAME for p in plans], device, args.workers or 1)
         if warning:
             _say(warning)
     from .executor import executor
@@ -278,7 +278,8 @@ def _all(args) -> int:
                  f"({preflight.fmt_seconds(time.perf_counter() - start)} elapsed)")
             try:
                 run_module(plan.module, preset, out=plan.out, device=device, fresh=args.fresh,
-                           plot_only=args.plot_only, config=plan.config, reuse_stale=args.reuse_stale, executor=ex)
+                           plot_only=args.plot_only, config=plan.config, reuse_stale=args.reuse_stale, executor=ex,
+                           warn_paper=False)
             except SweepError as exc:
                 _say(f"[verify] {exc}")
                 failed.append(plan.module.NAME)

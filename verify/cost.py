@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from . import _io
+from .preflight import fmt_seconds
 
 FULL_RUN_LIMIT_S = 120.0
 MIN_EXTRA_S = 0.25          # a term's run must exceed the base run by this much (or reach the preset's value)
@@ -299,18 +300,6 @@ def module_cost(module, preset: str, device: str, workers: int = 1, say=None) ->
     return ModuleCost(module.NAME, preset, device, out, workers, wall, first)
 
 
-def fmt_seconds(s: float) -> str:
-    if not math.isfinite(s):
-        return "?"
-    if s < 120:
-        return f"{s:.3g} s"
-    if s < 7200:
-        return f"{s / 60:.3g} min"
-    if s < 3 * 86400:
-        return f"{s / 3600:.3g} h"
-    return f"{s / 86400:.3g} days"
-
-
 def fmt_flops(f: float) -> str:
     return "?" if not math.isfinite(f) else f"{f:.3g}"
 
@@ -377,14 +366,3 @@ def _cluster_workers(address: str) -> int:
 
     with Client(address, timeout="30s") as client:
         return cluster_workers(client)
-
-
-def paper_on_cpu_warning(module, preset: str, device: str, workers: int, say) -> ModuleCost | None:
-    """Before a ``paper`` run on a CPU: cost it and warn with the projection."""
-    if preset != "paper" or not str(device).startswith("cpu"):
-        return None
-    say(f"[verify] warning: {module.NAME} --preset paper on a CPU: costing it first (--dry-run shows the details)")
-    mc = module_cost(module, preset, device, workers)
-    say(f"[verify] warning: {module.NAME} --preset paper on a CPU is projected to take {fmt_seconds(mc.wall_s)} on "
-        f"{workers} worker(s) ({fmt_flops(mc.flops)} FLOP); a GPU or a cluster (--workers, --scheduler) is advised")
-    return mc

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -161,25 +162,33 @@ def check_data(module: ModuleType, config) -> None:
 
 
 # --------------------------------------------------------------------------------------------- messages
-def paper_warning(names, device: str) -> str | None:
-    """The warning for the paper preset on a CPU, with the estimated time, or None."""
+def paper_warning(names, device: str, workers: int = 1) -> str | None:
+    """The one warning for the paper preset on a CPU, or None on another device: the modules' recorded
+    estimate (``ESTIMATED_RUNTIME``: seconds of one process on the 2-core machine of README's timing table),
+    spread over ``workers``; ``--dry-run`` measures the points on this machine instead. Costs nothing."""
     if not device.startswith("cpu"):
         return None
     info = catalog()
     seconds = sum(info[n].estimated_runtime.get("paper", 0) for n in names if n in info)
     which = names[0] if len(names) == 1 else f"{len(names)} modules"
-    return (f"[verify] warning: --preset paper on a CPU (no GPU in use): {which} is sized for a GPU, where it "
-            f"takes about {fmt_seconds(seconds)}; on this CPU expect 10-100 times longer. Finished points are "
-            "kept, so it can be stopped (Ctrl-C) and resumed, or run with --device cuda on a GPU machine.")
+    return (f"[verify] warning: --preset paper on a CPU (no GPU in use): {which} is estimated at about "
+            f"{fmt_seconds(seconds / max(1, workers))} on {max(1, workers)} worker(s) of README's reference CPU "
+            "(--dry-run measures it here); it is sized for a GPU or a cluster (--device cuda, --workers, "
+            "--scheduler). Finished points are kept, so it can be stopped (Ctrl-C) and resumed.")
 
 
 def fmt_seconds(seconds: float) -> str:
+    """A duration for people: '45 s', '12 min', '3.5 h', '2.1 days' ('?' when unknown)."""
     seconds = float(seconds)
+    if not math.isfinite(seconds):
+        return "?"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 2 * 3600:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def verdicts(module: ModuleType, table) -> dict:

@@ -117,13 +117,15 @@ def resolved_config(module: ModuleType, preset: str) -> dict:
 def run_module(module: ModuleType, preset: str, *, out=None, device: str | None = None, fresh: bool = False,
                plot_only: bool = False, quiet: bool = False, workers: int | None = None,
                scheduler: str | None = None, reuse_stale: bool = False, executor=None, config=None,
-               overrides: dict | None = None, progress=None) -> pd.DataFrame:
+               overrides: dict | None = None, progress=None, warn_paper: bool = True) -> pd.DataFrame:
     """Run (or resume) one verify module at a preset; returns its table and writes table, config and
     figure. ``fresh``: reuse nothing computed before (rows, checkpoints, caches); ``reuse_stale``: reuse
     rows and checkpoints made by other code (saying so); ``workers`` / ``scheduler`` / ``executor``: where
     the points run (``verify.executor.executor``); ``config``: the configuration to run (default: the
     preset's); ``overrides``: how it differs from the preset (recorded); ``progress``: ``progress(name,
-    total)`` -> reporter (default ``verify.progress.reporter``)."""
+    total)`` -> reporter (default ``verify.progress.reporter``); ``warn_paper``: say
+    ``verify.preflight.paper_warning`` before a paper run on a CPU (the command line says it before any
+    module starts, and passes False)."""
     from .progress import reporter
 
     name = module.NAME
@@ -159,10 +161,12 @@ def run_module(module: ModuleType, preset: str, *, out=None, device: str | None 
         errors = []
         with (make_executor(workers, scheduler, quiet=quiet) if executor is None else _given(executor)) as ex:
             _write_run_record(paths, here, ex, started)
-            if not quiet and getattr(ex, "local", False):       # a cluster elsewhere has its own devices
-                from .cost import paper_on_cpu_warning
+            if warn_paper and preset == "paper" and getattr(ex, "local", False):   # a cluster has its own devices
+                from .preflight import paper_warning
 
-                paper_on_cpu_warning(module, preset, here, ex.workers, say)
+                warning = paper_warning([name], here, ex.workers)
+                if warning:
+                    say(warning)
             ctx = RunContext(preset, expected.config_hash, data, code.hash, reuse_stale,
                              not_before=started if fresh else None, threads=ex.threads())
             tasks = [Task(module, p, k, cfg_obj, requested, ctx) for p, k in todo]
