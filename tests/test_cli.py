@@ -183,6 +183,51 @@ def test_help_and_list_import_no_torch_and_answer_fast():
         assert took < 2.0 or took < 4 * bare, (args, took, bare)       # a loaded machine slows both alike
 
 
+def test_module_help_reads_the_settings_without_torch():
+    """`NAME --help` builds each module's presets from its light view (verify._view): the settings table is
+    the imported module's, character for character, and no heavy library is imported to print it."""
+    from types import SimpleNamespace
+
+    from verify import _view
+    from verify.config import describe
+
+    for name, info in verify.catalog().items():
+        view = SimpleNamespace(PRESETS=_view.presets(info.module))
+        assert describe(view) == describe(verify.get(name)), name
+    code = ("import sys, io, contextlib\nfrom verify.__main__ import main\nfrom verify import catalog\n"
+            "for name in catalog():\n"
+            "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "        try:\n            main([name, '--help'])\n        except SystemExit as e:\n"
+            "            assert e.code == 0\n"
+            "    assert 'settings (--set KEY=VALUE' in out.getvalue(), name\n"
+            "heavy = [m for m in ('torch', 'pandas', 'scipy', 'matplotlib') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def test_the_light_view_refuses_presets_it_cannot_build(tmp_path, monkeypatch):
+    """A preset whose value needs a heavy import (here a torch dtype) is not shown from the view: ViewError,
+    and the help imports the module instead."""
+    from verify import _view
+
+    pkg = tmp_path / "verify"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "fx.py").write_text("import dataclasses\nimport torch\n\n@dataclasses.dataclass(frozen=True)\n"
+                               "class Config:\n    n: int\n    dtype: object = torch.float64\n\n"
+                               "PRESETS = {'smoke': Config(n=3)}\n")
+    (pkg / "ok.py").write_text("import dataclasses\nimport torch\nfrom .fx import Config as _C\n\n"
+                               "@dataclasses.dataclass(frozen=True)\nclass Config:\n    n: int = 2   # size\n\n"
+                               "    def __post_init__(self):\n        assert not isinstance(self.n, torch.Tensor)\n\n"
+                               "PRESETS = {'smoke': Config(), 'cpu': Config(n=5)}\n")
+    monkeypatch.setattr(_view, "ROOT", tmp_path)
+    monkeypatch.setattr(_view, "_cache", {})
+    with pytest.raises(_view.ViewError):
+        _view.presets("verify.fx")
+    found = _view.presets("verify.ok")
+    assert [c.n for c in found.values()] == [2, 5]
+
+
 def test_catalog_reads_the_same_metadata_as_importing():
     for name, mod in verify.modules().items():
         info = verify.catalog()[name]

@@ -109,10 +109,19 @@ def _say(*parts) -> None:
 
 
 def _module_help(name: str) -> tuple[str, str]:
-    from . import get
+    """The module's docstring and settings table, from its light view (no torch import: verify._view), or
+    from the module itself where the view cannot build the presets."""
+    from types import SimpleNamespace
+
+    from . import _view, catalog, get
     from .config import describe
 
-    module = get(name)
+    info = catalog().get(name)
+    try:
+        view = _view.config_view(info.module)
+        module = SimpleNamespace(PRESETS=_view.presets(info.module), __doc__=view.__doc__)
+    except (_view.ViewError, AttributeError):
+        module = get(name)
     doc = (module.__doc__ or "").strip()
     epilog = ("settings (--set KEY=VALUE, or --config FILE with the same keys; tuples as 1,2,3), with each "
               "preset's value:\n" + describe(module))
