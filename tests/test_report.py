@@ -70,6 +70,25 @@ def test_missing_tables_are_not_run(tmp_path):
     assert (verdicts["verdict"] == report.NOT_RUN).all()
 
 
+def test_a_partial_grid_is_not_judged(smoke_all, tmp_path):
+    """A table cut short (a run in progress, or one split over sessions) gets no verdict at its preset: the
+    row says how many grid points are finished. A table made with other settings is not held to the
+    preset's grid."""
+    out, _ = smoke_all
+    name = "lossgap_bound"
+    table = pd.read_csv(runner.output_paths(name, "smoke", out).table)
+    done, total = report.completeness(name, "smoke", table)
+    assert done == total > 1
+    first = table[table["point"] == table["point"].iloc[0]]
+    runner.output_paths(name, "smoke", tmp_path).table.parent.mkdir(parents=True, exist_ok=True)
+    first.to_csv(runner.output_paths(name, "smoke", tmp_path).table, index=False)
+    rows = report.evaluate("smoke", out=tmp_path)
+    rows = rows[rows["module"] == name]
+    assert len(rows) and (rows["verdict"] == report.INCONCLUSIVE).all()
+    assert rows["measured"].str.fullmatch(f"table incomplete: 1 of {total} grid points finished").all()
+    assert report.completeness(name, "smoke", first.assign(config_hash="other")) == (total, total)
+
+
 def test_committed_report_is_current_relative_and_has_no_plus_minus():
     folder, text, csv = report.render_report()
     assert folder == runner.FIGURES

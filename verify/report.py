@@ -19,7 +19,7 @@ from .runner import COMMITTED_PRESETS, FIGURES, output_paths, smoke_dir
 from .stats import INTERVAL_KINDS
 from .verdicts import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Claim, Finding, sensitivity
 
-__all__ = ["evaluate", "render_report", "write_report", "timings", "HOLDS", "FAILS", "INCONCLUSIVE", "NOT_RUN"]
+__all__ = ["evaluate", "render_report", "write_report", "timings", "completeness", "HOLDS", "FAILS", "INCONCLUSIVE", "NOT_RUN"]
 
 COLUMNS = ["preset", "key", "module", "claim", "where", "paper_range", "range_tested", "statistic", "value", "lo",
            "hi", "interval", "verdict", "fragile", "sensitivity", "confounds", "measured", "rule", "constants",
@@ -73,6 +73,13 @@ def evaluate(preset: str, out=None, claims: list[Claim] | None = None) -> pd.Dat
         if "preset" in table.columns and not (table["preset"] == preset).all():
             rows.append({**row, "verdict": str(NOT_RUN), "measured": "table is from another preset"})
             continue
+        done, total = completeness(c.module, preset, table)
+        if done < total:                   # a run still in progress (or cut short): no verdict from part of a grid
+            rows.append({**row, "verdict": str(INCONCLUSIVE),
+                         "measured": f"table incomplete: {done} of {total} grid points finished",
+                         "confounds": "a partial grid is not judged: rerun the module to finish it (finished "
+                                      "points are kept)"})
+            continue
         try:
             f: Finding = c.evaluate(table)
             sens = sensitivity(c, table, f)
@@ -86,6 +93,25 @@ def evaluate(preset: str, out=None, claims: list[Claim] | None = None) -> pd.Dat
                      "summary": f.summary})
     frame = pd.DataFrame(rows)
     return frame[[c for c in COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in COLUMNS]]
+
+
+def completeness(name: str, preset: str, table: pd.DataFrame) -> tuple[int, int]:
+    """(grid points of the module's ``preset`` present in ``table``, grid points in all). A table made with
+    other settings (``--set``; its rows carry another ``config_hash``) or by older code without a ``point``
+    column is not compared with the preset's grid: it counts as complete."""
+    from . import get, store
+    from .runner import point_key, preset_config, resolved_config
+
+    module = get(name)
+    keys = {point_key(p) for p in module.grid(preset_config(module, preset))}
+    if "point" not in table.columns:
+        return len(keys), len(keys)
+    if "config_hash" in table.columns:
+        mine = table["config_hash"].astype(str) == store.config_hash(name, preset, resolved_config(module, preset))
+        if not mine.any():
+            return len(keys), len(keys)
+        table = table[mine]
+    return len(keys & set(table["point"].astype(str))), len(keys)
 
 
 def timings(preset: str, out=None) -> pd.DataFrame:
