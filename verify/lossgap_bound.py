@@ -392,7 +392,7 @@ def plot(table, cfg: Config):
         ax_a.scatter(x, g["ratio_consistent"], c=col, marker=markers[d], s=18, edgecolors="k", linewidths=0.2,
                      zorder=2, label=f"d = {d}")
     ax_a.axvline(x_floor, color="0.5", lw=0.6, ls=":")
-    ax_a.annotate("n = 1 (no neighbour)", (x_floor, 0.5), rotation=90, fontsize=6.5, ha="right", va="center")
+    ax_a.annotate("n = 1 (no neighbour)", (x_floor, 0.75), rotation=90, fontsize=6.5, ha="right", va="center")
     ax_a.axhline(constants["fraction"], color="C3", lw=0.8, ls="--",
                  label=f"edge criterion: gap / (d/σ$_t^2$ − J(P$_t$)) = {constants['fraction']:g}")
     if math.isfinite(regime.edge.estimate):
@@ -406,7 +406,7 @@ def plot(table, cfg: Config):
     ax_a.set_title("(a) consistent reading: phase diagram (colour: $\\sigma_t^2/\\lambda_{\\min}$)", fontsize=9)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax_a, pad=0.01).set_label(r"$\sigma_t^2 / \lambda_{\min}(\Sigma)$")
-    ax_a.legend(fontsize=6.5, loc="center", bbox_to_anchor=(0.4, 0.55))      # the empty middle of the panel
+    ax_a.legend(fontsize=6.5, loc="center right")      # empty: right of the edge the ratio is ~0
 
     # (b) as written against sigma_t^2 tr Sigma / d, with the ceiling 1 / (1 + sigma_t^2 tr Sigma / d)
     u = c["sigma2_t"] * c["trace"] / c["d"]

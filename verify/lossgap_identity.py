@@ -178,6 +178,16 @@ def _rows_of(table, check: str):
     return t[t["check"] == check]
 
 
+def _one_legend(ax, panels, **kw) -> None:
+    """One legend on ``ax`` for every labelled artist of ``panels`` (each label once); none if nothing is labelled."""
+    seen: dict = {}
+    for panel in panels:
+        for handle, label in zip(*panel.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    if seen:
+        ax.legend(list(seen.values()), list(seen), **kw)
+
+
 def plot(table, cfg: Config):
     import matplotlib.pyplot as plt
 
@@ -212,8 +222,7 @@ def plot(table, cfg: Config):
             ax.set_ylabel(r"Loss-Gap$_t$ (score$^2$)")
             ax.set_title(f"one training set: {law}, d={d}", fontsize=9)
             ax.grid(True, alpha=0.3)
-            if c == 0:
-                ax.legend(fontsize=6)
+    _one_legend(axes[0, 0], axes[:len(laws)].ravel(), fontsize=6)    # one legend for the per-set rows
     for c, d in enumerate(dims):
         ax = axes[len(laws), c]
         sub = per[per["d"] == d]
@@ -226,8 +235,6 @@ def plot(table, cfg: Config):
         ax.set_ylabel("difference / its stderr")
         ax.set_title(f"d={d}: differences in standard errors (band: 95%)", fontsize=9)
         ax.grid(True, alpha=0.3)
-        if c == 0:
-            ax.legend(fontsize=5.5)
         ax = axes[len(laws) + 1, c]
         sub = exp[exp["d"] == d]
         for i, ((law, n), g) in enumerate(sub.groupby(["law", "n"])):
@@ -249,10 +256,11 @@ def plot(table, cfg: Config):
         ax.set_title(f"expected identity, d={d} ({int(sub['n_datasets'].max()) if len(sub) else 0} training sets)",
                      fontsize=9)
         ax.grid(True, alpha=0.3)
-        if c == 0:
-            ax.legend(fontsize=5.5)
+    _one_legend(axes[len(laws), 0], axes[len(laws)], fontsize=5.5)
+    _one_legend(axes[len(laws) + 1, 0], axes[len(laws) + 1], fontsize=5.5)
     fig.suptitle("Prop. 4.1 for each training set (DSM difference = Fisher form = by-parts form) and the expected "
-                 "identity E_D[Loss-Gap] = E_D J(P^_t) - J(P_t) (error bars: 95% normal; ▼: non-positive estimate)", fontsize=10)
+                 "identity E_D[Loss-Gap] = E_D J(P^_t) - J(P_t)\n(error bars: 95% normal; ▼: non-positive estimate, "
+                 "drawn on the bottom axis)", fontsize=10)
     fig.tight_layout()
     return fig
 
