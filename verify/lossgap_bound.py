@@ -394,7 +394,7 @@ def plot(table, cfg: Config):
     ax_a.axvline(x_floor, color="0.5", lw=0.6, ls=":")
     ax_a.annotate("n = 1 (no neighbour)", (x_floor, 0.75), rotation=90, fontsize=6.5, ha="right", va="center")
     ax_a.axhline(constants["fraction"], color="C3", lw=0.8, ls="--",
-                 label=f"edge criterion: gap / (d/σ$_t^2$ − J(P$_t$)) = {constants['fraction']:g}")
+                 label=f"edge: gap = {constants['fraction']:g} (d/σ$_t^2$ − J(P$_t$))")
     if math.isfinite(regime.edge.estimate):
         right = regime.edge.hi if math.isfinite(regime.edge.hi) else regime.edge.lo * 1.5
         ax_a.axvspan(regime.edge.lo, right, color="C3", alpha=0.2,
@@ -406,7 +406,7 @@ def plot(table, cfg: Config):
     ax_a.set_title("(a) consistent reading: phase diagram (colour: $\\sigma_t^2/\\lambda_{\\min}$)", fontsize=9)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax_a, pad=0.01).set_label(r"$\sigma_t^2 / \lambda_{\min}(\Sigma)$")
-    ax_a.legend(fontsize=6.5, loc="center right")      # empty: right of the edge the ratio is ~0
+    ax_a.legend(fontsize=6.5, loc="lower left", bbox_to_anchor=(0.1, 0.06))   # empty: between n = 1 and the edge
 
     # (b) as written against sigma_t^2 tr Sigma / d, with the ceiling 1 / (1 + sigma_t^2 tr Sigma / d)
     u = c["sigma2_t"] * c["trace"] / c["d"]
