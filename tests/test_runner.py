@@ -286,3 +286,36 @@ def test_progress_hook_gets_one_update_per_point(tmp_path):
 
     runner.run_module(module, "smoke", out=tmp_path, quiet=True, progress=Recorder)
     assert seen == [("start", "fake", 3), ("update", 1), ("update", 1), ("update", 1), ("close",)]
+
+
+def test_points_are_appended_and_the_finished_table_is_the_full_rewrite(tmp_path, monkeypatch):
+    """TableWriter: a finished point costs an append of its own rows, not a rewrite of the table (the whole
+    table is written once at the first point and once at the end), and the finished file is byte for byte
+    what writing the whole table in grid order gives."""
+    module, calls, on_disk = fake_module(FakeConfig(values=(5, 1, 4, 2, 3, 6)), tmp_path / "fake.csv")
+    saves = []
+    real = runner._save
+    monkeypatch.setattr(runner, "_save", lambda rows, order, path: saves.append(len(rows)) or real(rows, order, path))
+    table = runner.run_module(module, "smoke", out=tmp_path, quiet=True)
+    assert on_disk == [0, 1, 2, 3, 4, 5]                     # still saved point by point
+    assert saves == [1, 6]                                   # first point, then the final grid-order rewrite
+    rows = {k: g.to_dict("records") for k, g in table.groupby("point", sort=False)}
+    real(rows, {k: i for i, k in enumerate(table["point"])}, tmp_path / "again.csv")
+    assert (tmp_path / "fake.csv").read_bytes() == (tmp_path / "again.csv").read_bytes()
+
+
+def test_a_run_killed_mid_append_keeps_every_whole_point(tmp_path):
+    """The file a run killed while appending leaves: points in finishing order, the last line cut short.
+    The rerun recomputes only the cut point (and those never reached) and ends with the complete table."""
+    module, calls, _ = fake_module(FakeConfig(values=(1, 2, 3, 4, 5)))
+    full = runner.run_module(module, "smoke", out=tmp_path, quiet=True)
+    path = tmp_path / "fake.csv"
+    header, *lines = path.read_text().splitlines(keepends=True)
+    killed = header + lines[2] + lines[0] + lines[1] + lines[3][: len(lines[3]) // 2]   # 3, 1, 2 whole; 4 cut
+    path.write_text(killed)
+    calls.clear()
+    again = runner.run_module(module, "smoke", out=tmp_path, quiet=True)
+    assert calls == [4, 5]
+    cols = [c for c in full.columns if c != "runtime_s"]
+    pd.testing.assert_frame_equal(again[cols], full[cols])
+    assert pd.read_csv(path)["y"].tolist() == [1, 4, 9, 16, 25]          # grid order again
