@@ -227,8 +227,11 @@ def test_a_rerun_that_computes_nothing_rewrites_nothing(tmp_path):
     table.to_csv(out / "filed.csv", index=False)
     runner.run_module(mod, "cpu", out=out, quiet=True)
     assert mod.CALLS["plot"] == 2 and (out / "filed.png").read_bytes() != files["filed.png"]
-    changed = _filed_module(tmp_path, MODULE_SOURCE.replace('"squares"', '"squares!"'))
-    runner.run_module(changed, "cpu", out=out, quiet=True)      # other code: its rows are recomputed too
+    redrawn = _filed_module(tmp_path, MODULE_SOURCE.replace('"squares"', '"squares!"'))
+    runner.run_module(redrawn, "cpu", out=out, quiet=True)      # a changed figure: redrawn, nothing recomputed
+    assert redrawn.CALLS == {"run": 0, "plot": 1}
+    changed = _filed_module(tmp_path, MODULE_SOURCE.replace('point["x"] ** 2', 'point["x"] ** 2 + 0'))
+    runner.run_module(changed, "cpu", out=out, quiet=True)      # other row code: its rows are recomputed too
     assert changed.CALLS == {"run": 3, "plot": 1}
 
 

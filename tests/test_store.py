@@ -136,6 +136,105 @@ def test_changed_code_is_recomputed_and_reuse_stale_reuses_and_says_so(tmp_path,
     assert set(reused["code_hash"]) == set(again["code_hash"])            # rows keep their own code hash
 
 
+ROWS_MODULE = """
+import dataclasses
+
+NAME = "rows_fixture"
+CLAIM = "squares"
+SCALE = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    values: tuple = (1, 2, 3)
+
+
+PRESETS = {"smoke": Config()}
+
+
+def grid(cfg):
+    return [{"x": v, "seed": 0} for v in cfg.values]
+
+
+def _square(x):
+    return SCALE * x ** 2
+
+
+def run_point(point, cfg, device):
+    return {"y": _square(point["x"])}
+
+
+def _mean(table):
+    return table["y"].mean()
+
+
+def judge_mean(table, *, low=1.0):
+    return _mean(table) > low
+
+
+def plot(table, cfg):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot(table["x"], table["y"], "o")
+    ax.set_title("squares")
+    return fig
+
+
+CLAIMS = []
+"""
+
+
+@pytest.mark.parametrize("edit, row_code", [
+    (("ax.set_title(\"squares\")", "ax.set_title(\"cubes\")"), False),        # the figure
+    (("return _mean(table) > low", "return _mean(table) >= low"), False),       # a rule
+    (("return table[\"y\"].mean()", "return table[\"y\"].median()"), False),  # a helper only rules use
+    (("CLAIMS = []", "CLAIMS = [1]"), False),
+    (("CLAIM = \"squares\"", "CLAIM = \"cubes\""), False),
+    (("return SCALE * x ** 2", "return SCALE * x ** 3"), True),                 # a helper run_point uses
+    (("SCALE = 1", "SCALE = 2"), True),                                         # a constant it reads
+    (("values: tuple = (1, 2, 3)", "values: tuple = (1, 2)"), True),            # the configuration class
+])
+def test_only_code_that_makes_rows_is_in_the_code_hash(tmp_path, edit, row_code):
+    """A module's rules, figure and descriptions are not part of the fingerprint of its rows: fixing a
+    figure or a rule does not make hours of rows stale; anything grid or run_point reaches is."""
+    path = tmp_path / "rows_fixture.py"
+    path.write_text(ROWS_MODULE)
+    before = store.code_fingerprint(_load(path, "rows_fixture"))
+    assert ROWS_MODULE.count(edit[0]) == 1
+    path.write_text(ROWS_MODULE.replace(*edit))
+    os.utime(path, ns=(time.time_ns() + 10 ** 9,) * 2)
+    after = store.code_fingerprint(_load(path, "rows_fixture"))
+    assert (after.hash != before.hash) == row_code
+    assert after.previous != before.previous                  # the old, whole-file fingerprint saw every edit
+
+
+def test_rows_with_the_old_fingerprint_of_the_same_code_are_re_stamped_not_recomputed(tmp_path, capsys):
+    """Rows made before the row-code fingerprint carry the whole-file hash of the code that made them: that
+    same code now has another hash, and its rows are re-stamped (said once), never recomputed."""
+    path = tmp_path / "rows_fixture.py"
+    path.write_text(ROWS_MODULE)
+    mod = _load(path, "rows_fixture")
+    out = tmp_path / "out"
+    first = runner.run_module(mod, "smoke", out=out, quiet=True)
+    fp = store.code_fingerprint(mod)
+    assert fp.previous and fp.previous != fp.hash and set(first["code_hash"]) == {fp.hash}
+    old = pd.read_csv(out / "rows_fixture.csv").assign(code_hash=fp.previous)
+    old.to_csv(out / "rows_fixture.csv", index=False)
+    capsys.readouterr()
+    calls = []
+    mod.run_point = lambda *a: calls.append(a) or {"y": 0}
+    again = runner.run_module(mod, "smoke", out=out)
+    err = capsys.readouterr().err
+    assert not calls and "3 point(s) made by this same code" in err and "re-stamped" in err
+    assert set(pd.read_csv(out / "rows_fixture.csv")["code_hash"]) == {fp.hash}
+    assert again["y"].tolist() == first["y"].tolist()
+    other = old.assign(code_hash="0123456789ab")                 # any other hash is other code
+    other.to_csv(out / "rows_fixture.csv", index=False)
+    runner.run_module(mod, "smoke", out=out, quiet=True)
+    assert len(calls) == 3
+
+
 def test_changed_data_is_never_reused(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SWEEP_FIXTURE_DATA", "aaaa")
     run(tmp_path)

@@ -153,7 +153,8 @@ def run_module(module: ModuleType, preset: str, *, out=None, device: str | None 
             + (f" with {json.dumps(overrides)}" if overrides else "") + f"\n{json.dumps(config, indent=2, default=str)}")
         code = store.code_fingerprint(module)
         data = store.data_fingerprint(module, cfg_obj)
-        expected = store.Expected(preset, store.config_hash(name, preset, config), data, code.hash, reuse_stale)
+        expected = store.Expected(preset, store.config_hash(name, preset, config), data, code.hash, reuse_stale,
+                                  (code.previous,) if code.previous and code.previous != code.hash else ())
         rows = _resumable_rows(module, preset, config, paths, keys, expected, fresh)
         _write_config(paths, name, preset, config, expected, code, overrides)
 
@@ -254,7 +255,10 @@ def _resumable_rows(module, preset, config, paths: Paths, keys, expected: store.
     if dropped and moved is None and paths.table.exists():
         moved = move_aside(paths.table, "fresh" if fresh else "superseded")
         notice(f"{dropped} finished row(s) of {paths.table} are not reused: the old table is kept as {moved}")
-    if moved is not None and res.done:
+    if res.restamped:
+        notice(f"{paths.table}: {res.restamped} point(s) made by this same code carry its hash under the older "
+               "fingerprint (the whole module file): re-stamped with the current one, not recomputed")
+    if (moved is not None or res.restamped) and res.done:
         _save(dict(res.done), {k: i for i, k in enumerate(keys)}, paths.table)
     return dict(res.done)
 

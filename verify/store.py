@@ -1,9 +1,12 @@
 """The runner's storage: what is in an output folder, and which of it may be reused.
 
 * Fingerprints. ``code_fingerprint``: a hash of the code that produces a module's rows (every ``theory``
-  file, the module's file and the verify files it imports, minus those that only judge, draw or run:
-  ``NOT_ROW_CODE``), over a canonical form of their syntax trees, so comments, docstrings and layout do
-  not count and the hash is the same on every machine and Python version for the same code.
+  file; of the module's own file, the statements its ``grid`` and ``run_point`` can reach, not its rules,
+  figure or descriptions: ``row_statements``; the verify files it imports, minus those that only judge,
+  draw or run: ``NOT_ROW_CODE``), over a canonical form of their syntax trees, so comments, docstrings and
+  layout do not count and the hash is the same on every machine and Python version for the same code.
+  Rows that carry the hash the same code had before ``row_statements`` (the whole module file:
+  ``CodeFingerprint.previous``) are re-stamped on the next run, not recomputed.
   ``data_fingerprint``: the module's own hook (``data_fingerprint(config) -> str``) for data it reads from
   files (cifar_pruning's images), "" otherwise. ``config_hash``: module, preset and resolved configuration.
   ``git_state``: the commit (and whether the tree was dirty), provenance only (see below).
@@ -91,15 +94,60 @@ def _strip_docstring(body: list) -> list:
 
 _SOURCE_HASHES: dict = {}
 
+#: what the runner calls to make a module's rows: the roots of ``row_statements``
+ROW_ROOTS = frozenset({"NAME", "PRESETS", "grid", "run_point", "data_fingerprint"})
+#: module-level names that only describe, judge, cost or draw (reachable from a root, they count after all)
+NOT_ROW_NAMES = frozenset({"CLAIM", "CLAIMS", "ORDER", "COLUMNS", "ESTIMATED_RUNTIME", "COST_MODEL",
+                           "SHARED_FIRST_POINT", "plot", "check_data", "cost"})
 
-def source_hash(path: Path) -> str:
-    """Hash of one Python file's canonical syntax tree (cached by path, size and modification time)."""
+
+def _defined(node: ast.stmt) -> set[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name).split(".")[0] for a in node.names}
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def row_statements(tree: ast.Module) -> list[ast.stmt]:
+    """The top-level statements of a verify module that can change its rows: the imports, the statements
+    that define ``ROW_ROOTS`` or anything else not in ``NOT_ROW_NAMES`` except functions and classes, and,
+    transitively, every function and class they name. A module's rules (``judge_*`` functions, ``CLAIMS``),
+    its figure (``plot``) and its cost hints are left out unless row code uses them, so editing a rule or a
+    figure does not make hours of rows stale."""
+    body = _strip_docstring(tree.body)
+    defines = [_defined(n) for n in body]
+    owner: dict = {}
+    for i, names in enumerate(defines):
+        for name in names:
+            owner.setdefault(name, []).append(i)
+    keep = set()
+    for i, (node, names) in enumerate(zip(body, defines)):
+        is_def = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        if isinstance(node, (ast.Import, ast.ImportFrom)) or names & ROW_ROOTS or (
+                not is_def and not names <= NOT_ROW_NAMES) or (not is_def and not names):
+            keep.add(i)
+    todo = list(keep)
+    while todo:
+        used = {n.id for n in ast.walk(body[todo.pop()]) if isinstance(n, ast.Name)}
+        for name in used:
+            for j in owner.get(name, ()):
+                if j not in keep:
+                    keep.add(j)
+                    todo.append(j)
+    return [body[i] for i in sorted(keep)]
+
+
+def source_hash(path: Path, rows_only: bool = False) -> str:
+    """Hash of one Python file's canonical syntax tree (cached by path, size and modification time);
+    ``rows_only``: of its ``row_statements`` alone (a verify module's own file)."""
     st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
+    key = (str(path), st.st_size, st.st_mtime_ns, rows_only)
     if key not in _SOURCE_HASHES:
         text = path.read_text(encoding="utf-8")
         try:
-            canon = _canonical(ast.parse(text))
+            tree = ast.parse(text)
+            canon = _canonical(ast.Module(row_statements(tree), []) if rows_only else tree)
         except SyntaxError:
             canon = text
         _SOURCE_HASHES[key] = hashlib.sha256(canon.encode()).hexdigest()
@@ -149,8 +197,10 @@ def row_code_files(module) -> list[Path]:
 class CodeFingerprint:
     hash: str              # of everything below
     theory: str            # of theory/
-    module: str            # of the module's file and its verify imports
+    module: str            # of the module's file (its row statements) and its verify imports
     files: tuple           # the module-side files (repository-relative)
+    previous: str = ""     # ``hash`` as it was before row_statements (the whole module file): rows carrying it
+    #                        were made by this same code, and are re-stamped rather than recomputed
 
 
 _CODE: dict = {}
@@ -171,13 +221,20 @@ def code_fingerprint(module) -> CodeFingerprint:
     th = hashlib.sha256()
     for f in theory_files:
         th.update(f"{f.relative_to(THEORY)}\0{source_hash(f)}\0".encode())
-    mh = hashlib.sha256()
-    for f in module_files:
-        mh.update(f"{f.name}\0{source_hash(f)}\0".encode())
-    mh.update(own.encode())
-    t, m = th.hexdigest()[:HASH_LENGTH], mh.hexdigest()[:HASH_LENGTH]
+    t = th.hexdigest()[:HASH_LENGTH]
+    own_file = Path(module.__file__).resolve() if module_files else None
+
+    def module_hash(rows_only: bool) -> str:
+        mh = hashlib.sha256()
+        for f in module_files:
+            mh.update(f"{f.name}\0{source_hash(f, rows_only and f.resolve() == own_file)}\0".encode())
+        mh.update(own.encode())
+        return mh.hexdigest()[:HASH_LENGTH]
+
+    m, whole = module_hash(True), module_hash(False)
     rel = tuple(_relative(f) for f in module_files)
-    fp = CodeFingerprint(hashlib.sha256(f"{t}{m}".encode()).hexdigest()[:HASH_LENGTH], t, m, rel)
+    combined = lambda mm: hashlib.sha256(f"{t}{mm}".encode()).hexdigest()[:HASH_LENGTH]  # noqa: E731
+    fp = CodeFingerprint(combined(m), t, m, rel, previous=combined(whole) if module_files else "")
     _CODE[key] = fp
     return fp
 
@@ -310,6 +367,7 @@ class Expected:
     data_hash: str
     code_hash: str
     reuse_stale: bool = False
+    code_aliases: tuple = ()         # other hashes of this same code (CodeFingerprint.previous)
 
 
 @dataclasses.dataclass
@@ -318,6 +376,7 @@ class Resume:
     stale: dict                      # point key -> rows reused although made by other code (reuse_stale)
     counts: dict                     # why the other points of the file are recomputed: reason -> points
     dropped_rows: int                # finished (error-free) rows of the file that are not kept
+    restamped: int = 0               # points kept whose rows carried an alias of the code hash (now the hash)
 
 
 def _blank(v) -> bool:
@@ -363,6 +422,11 @@ def resume(frame: pd.DataFrame | None, keys: list[str], expected: Expected) -> R
             count("incomplete")
             continue
         code = {str(r.get("code_hash")) for r in rows}
+        if code and code <= set(expected.code_aliases):       # this same code, fingerprinted the old way
+            for r in rows:
+                r["code_hash"] = expected.code_hash
+            res.restamped += 1
+            code = {expected.code_hash}
         if code != {expected.code_hash}:
             if not expected.reuse_stale:
                 count("made by other code")
