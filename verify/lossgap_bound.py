@@ -406,7 +406,7 @@ def plot(table, cfg: Config):
     ax_a.set_title("(a) consistent reading: phase diagram (colour: $\\sigma_t^2/\\lambda_{\\min}$)", fontsize=9)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=ax_a, pad=0.01).set_label(r"$\sigma_t^2 / \lambda_{\min}(\Sigma)$")
-    ax_a.legend(fontsize=6.5, loc="lower left", bbox_to_anchor=(0.1, 0.06))   # empty: between n = 1 and the edge
+    ax_a.legend(fontsize=6, loc="lower left", bbox_to_anchor=(0.1, 0.42))   # empty: between n = 1 and the edge, below the plateau
 
     # (b) as written against sigma_t^2 tr Sigma / d, with the ceiling 1 / (1 + sigma_t^2 tr Sigma / d)
     u = c["sigma2_t"] * c["trace"] / c["d"]
