@@ -54,8 +54,8 @@ PRESETS = {
     "paper": Config(dim=32, n=5000, n_components=8, separation=2.0, trace=8.0, anisotropy=4.0,
                     t_min=1e-5, t_max=10.0, n_times=30, n_cloud=4000, seeds=(0, 1, 2)),
 }
-ESTIMATED_RUNTIME = {"smoke": 2, "cpu": 20, "paper": 4500}   # paper: one point (d = 32, n = 5000) measured at
-# ~18 CPU s with n_cloud 100 and 200 alike (the cloud is not the cost); ~25 s x 180 points
+ESTIMATED_RUNTIME = {"smoke": 2, "cpu": 30, "paper": 3500}   # paper: run on the 2-core CPU on 2 Dec 2026, 3,445 s
+# of point time over 180 points (one thread, sharing the cores with another run)
 COLUMNS = ("law", "t", "d", "n", "K", "alpha_t", "sigma2_t", "min_pair_distance", "lip_empirical", "lip_true",
            "lip_true_analytic", "bound_empirical", "bound_empirical_neighbours", "bound_empirical_small_t",
            "bound_holds", "n_cloud", "seed", "preset", "device", "runtime_s", "point")

@@ -76,8 +76,8 @@ PRESETS = {
                     times=(1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0), n_draws=512, n_true_draws=4000,
                     n_neighbour_queries=1000, law_seed=0, seeds=(0, 1, 2, 3, 4)),
 }
-ESTIMATED_RUNTIME = {"smoke": 4, "cpu": 150, "paper": 4800}   # cpu: 89 s CPU measured (3 of 108 points, x36);
-# paper: d = 64, n = 1e5, 512 draws costs 5.6 CPU s per t (measured), ~62 s per point; ~154 s summed over d, x30
+ESTIMATED_RUNTIME = {"smoke": 4, "cpu": 90, "paper": 2500}   # cpu: 52-89 s measured; paper: run on the 2-core CPU
+# on 2 Dec 2026, 2,434 s of point time over 180 points (one thread, sharing the cores with another run)
 COLUMNS = ("d", "n", "trace_scale", "separation", "K", "trace", "trace_inverse", "lambda_min", "collision_density",
            "t", "alpha_t", "sigma2_t", "loss_gap", "loss_gap_se", "loss_gap_fisher_form", "loss_gap_fisher_form_se",
            "fisher_empirical", "fisher_empirical_se", "fisher_true", "fisher_true_se", "fisher_true_0",

@@ -77,8 +77,8 @@ PRESETS = {
                     n_draws=5000, quad_max_n=8, seeds=(0, 1, 2), expected_dims=(1, 2, 8, 32), expected_ns=(1, 5, 50),
                     expected_times=(1e-3, 1e-2, 0.1, 1.0), n_datasets=400, expected_draws=128, n_true_draws=20000),
 }
-ESTIMATED_RUNTIME = {"smoke": 4, "cpu": 40, "paper": 4500}   # paper: per-set points measured at 2 of 12 times with
-# 10000 draws (n = 1e4: 110-160 CPU s for d <= 32), halved by 5000 draws: ~3400 s; expected rows ~700 s (not measured)
+ESTIMATED_RUNTIME = {"smoke": 4, "cpu": 25, "paper": 1700}   # paper: run on the 2-core CPU on 2 Dec 2026, 1,644 s
+# of point time over 114 points (one thread, sharing the cores with another run)
 COLUMNS = ("check", "law", "d", "n", "K", "t", "sigma2_t", "loss_gap", "loss_gap_se", "fisher", "fisher_se",
            "difference", "difference_se", "z_score", "by_parts", "by_parts_se", "z_by_parts", "quadrature",
            "n_datasets", "ed_loss_gap", "ed_loss_gap_se", "ed_fisher_empirical", "ed_fisher_empirical_se",

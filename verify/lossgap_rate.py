@@ -84,8 +84,8 @@ PRESETS = {
                     n_true_draws=4000, n_pairs=200_000, n_neighbour_queries=1000, decay_fraction=0.5,
                     min_fit_points=3, crossover_fraction=0.5, law_seed=0, seeds=(0, 1, 2, 3, 4)),
 }
-ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 120, "paper": 3600}   # paper: scaled from lossgap_bound's measured
-# d = 64, n = 1e5 point (draws x n x d), not measured itself
+ESTIMATED_RUNTIME = {"smoke": 3, "cpu": 70, "paper": 1800}   # paper: run on the 2-core CPU on 2 Dec 2026, 1,709 s
+# of point time over 320 points (one thread, sharing the cores with another run)
 COLUMNS = ("d", "n", "t", "sigma_t", "sigma2_t", "alpha_t", "loss_gap", "loss_gap_se", "fisher_true", "plateau",
            "ratio", "ratio_se", "memorization_level", "collision_density", "pair_deficit", "pair_deficit_se",
            "first_order_crossover", "nn_distance_median", "nn_over_sigma", "n_draws", "estimator", "seed", "preset",
