@@ -80,7 +80,6 @@ def _register(monkeypatch, mod):
     monkeypatch.setattr(verify, "modules", lambda: {mod.NAME: mod})
 
 
-
 def test_dry_run_prints_the_grid_costs_and_projection(monkeypatch):
     _register(monkeypatch, cf)
     out = io.StringIO()
