@@ -147,3 +147,22 @@ def test_counts_do_not_depend_on_the_tile_size():
     a = calibrated_memorization(anchor, train, null=null, anchor=anchor)
     b = calibrated_memorization(anchor, train, null=null, anchor=anchor, tile_size=64)
     assert a == b
+
+
+def test_training_set_is_made_distinct_once_and_counts_equal_the_per_set_test(monkeypatch):
+    """calibrated_memorization merges the training set's duplicates once for its three sets (it was once per
+    set: three torch.unique calls on n = 1e5 points per member), and its counts equal ``memorized`` on each
+    set, duplicates merged there (a training set with duplicates: they must count once)."""
+    g = torch.Generator().manual_seed(7)
+    base = torch.randn(300, 3, generator=g, dtype=torch.float64)
+    train = torch.cat([base, base[:100], base[:10]])                  # 110 duplicated points
+    sets = [base[:200] + 0.01 * torch.randn(200, 3, generator=g, dtype=torch.float64),
+            torch.randn(150, 3, generator=g, dtype=torch.float64), base[50:150].clone()]
+    expected = [int(theory.memorized(s, train).sum()) for s in sets]
+    calls = []
+    unique = torch.unique
+    monkeypatch.setattr(torch, "unique", lambda *a, **k: calls.append(1) or unique(*a, **k))
+    cal = calibrated_memorization(sets[0], train, null=sets[1], anchor=sets[2])
+    assert len(calls) == 1
+    assert (cal.count, cal.null_count, cal.anchor_count) == tuple(expected)
+    assert expected[2] == 100 and 0 < expected[0] < 200              # the test is not trivial on these sets

@@ -96,6 +96,29 @@ def test_stopping_at_the_target_gives_the_same_width_star():
     assert all(same[(r["width"], r["net_seed"])] == pytest.approx(r["rel_error"], rel=1e-5) for r in short)
 
 
+def test_a_bucket_split_to_bound_memory_gives_the_same_fits(monkeypatch):
+    """A width bucket whose training state exceeds ENSEMBLE_STATE trains as several ensembles, and the
+    evaluation's chunk shrinks under EVAL_ACTIVATIONS: every member's fit equals the one-ensemble fit to
+    float32 round-off (1e-4 relative on errors ~0.1-1 after 60 Adam steps), in the same order."""
+    from theory.training import regression
+
+    cfg = dataclasses.replace(width_vs_n.PRESETS["smoke"], widths=(4, 64), net_seeds=(0, 1), targets=(0.01,),
+                              target_error=0.01, steps=60, stop_at_target=False)
+    truth = width_vs_n.true_mixture(cfg, "cpu")
+    groups = [{"law": truth, "t": 1.0, "stream": 3}, {"law": truth, "t": 0.5, "stream": 4}]
+    whole = width_vs_n.fit_width_groups(groups, cfg, "cpu")
+    per_member = 4 * width_vs_n.relu_mlp_parameter_count(cfg.dim, 64, cfg.depth, cfg.dim)
+    monkeypatch.setattr(width_vs_n, "ENSEMBLE_STATE", per_member)           # one member per ensemble at 64
+    monkeypatch.setattr(regression, "EVAL_ACTIVATIONS", 64 * 50)            # 25 points per chunk at 2 members
+    assert len(width_vs_n.ensemble_parts(list(range(4)), 64, cfg)) == 4
+    split = width_vs_n.fit_width_groups(groups, cfg, "cpu")
+    for a, b in zip(whole, split):
+        assert [(r["width"], r["net_seed"]) for r in a] == [(r["width"], r["net_seed"]) for r in b]
+        for ra, rb in zip(a, b):
+            assert rb["rel_error"] == pytest.approx(ra["rel_error"], rel=1e-4)
+            assert rb["rel_error_se"] == pytest.approx(ra["rel_error_se"], rel=1e-3)
+
+
 @pytest.mark.parametrize("module", [width_vs_n, duplication])
 def test_paper_preset_runs_at_smoke_size_and_the_cost_model_bounds_the_work(module):
     paper = module.PRESETS["paper"]

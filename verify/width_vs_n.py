@@ -226,6 +226,20 @@ def star_bounds(widths, errors, target: float, grid_max: float | None = None) ->
     return w, w, w
 
 
+# Training state (weights, gradients and AdamW's two moments, float32) of one ensemble: 2^28 numbers, 1 GiB.
+# A bucket whose members need more trains as several ensembles. Members are independent (per-member
+# losses, element-wise optimiser), so the split changes nothing beyond round-off; it keeps duplication's
+# paper point (63 members of width 4096, 17 GiB of state as one ensemble) within a 24 GiB machine.
+ENSEMBLE_STATE = 2 ** 28
+
+
+def ensemble_parts(members: list, width: int, cfg: FitConfig) -> list[list]:
+    """``members`` of one width bucket in consecutive parts whose training state fits ``ENSEMBLE_STATE``."""
+    per = 4 * relu_mlp_parameter_count(cfg.dim, width, cfg.depth, cfg.dim)
+    size = max(1, ENSEMBLE_STATE // per)
+    return [members[i:i + size] for i in range(0, len(members), size)]
+
+
 def fit_width_groups(groups: list[dict], cfg: FitConfig, device: str, *, steps: int | None = None,
                      lr: float | None = None) -> list[list[dict]]:
     """Fit widths x net seeds on every group (a dict with ``law``, ``t`` and an integer ``stream``: the
@@ -246,15 +260,18 @@ def fit_width_groups(groups: list[dict], cfg: FitConfig, device: str, *, steps: 
     best = [math.inf] * len(groups)
     pending = list(range(len(groups)))
     cache: dict = {}
-    for _, widths in sorted(buckets.items()):
+    for bucket, widths in sorted(buckets.items()):
         members = [(g, w, s) for g in pending for w in widths for s in cfg.net_seeds]
         if not members:
             break
-        net = ReLUMLP(cfg.dim, [w for _, w, _ in members], cfg.depth, [1000 * s + w for _, w, s in members],
-                      device=device)
-        res = fit_score(net, [groups[g]["law"] for g, _, _ in members], [groups[g]["t"] for g, _, _ in members],
-                        rc, [groups[g]["stream"] for g, _, _ in members], cache=cache)
-        for j, (g, w, s) in enumerate(members):
+        results = []
+        for part in ensemble_parts(members, bucket, cfg):
+            net = ReLUMLP(cfg.dim, [w for _, w, _ in part], cfg.depth, [1000 * s + w for _, w, s in part],
+                          device=device)
+            res = fit_score(net, [groups[g]["law"] for g, _, _ in part], [groups[g]["t"] for g, _, _ in part],
+                            rc, [groups[g]["stream"] for g, _, _ in part], cache=cache)
+            results += [(res, j) for j in range(len(part))]
+        for (g, w, s), (res, j) in zip(members, results):
             est = res.rel_error[j]
             best[g] = min(best[g], est.mean)
             out[g].append({"width": w, "depth": cfg.depth, "net_seed": s,

@@ -126,11 +126,6 @@ class CalibratedMemorization(NamedTuple):
     normalized: Interval | None      # (fraction - null) / (anchor - null), Bonferroni box (see below)
 
 
-def _count(samples, train, threshold: float, tile_size: int, name: str) -> tuple[int, int]:
-    flags = _memorized(*_sets(samples, train, name), threshold, tile_size)
-    return int(flags.sum()), int(flags.numel())
-
-
 def normalized_index_interval(count: int, n: int, null_count: int, n_null: int, anchor_count: int,
                               n_anchor: int, level: float = 0.95) -> Interval:
     """The normalized memorization index I = (m - q) / (a - q) of a memorization fraction m, its null rate q
@@ -168,9 +163,18 @@ def calibrated_memorization(generated: torch.Tensor, train: torch.Tensor, *, nul
     Each set is checked (and named) as in ``neighbour_distances``."""
     threshold = _threshold(threshold)
     level = check_number(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
-    k, n = _count(generated, train, threshold, tile_size, "generated")
-    kq, nq = _count(null, train, threshold, tile_size, "null") if null is not None else (None, None)
-    ka, na = _count(anchor, train, threshold, tile_size, "anchor") if anchor is not None else (None, None)
+    atoms: dict = {}          # the distinct training points, merged once per dtype (not once per set)
+
+    def count(samples, name):
+        s, tr = _sets(samples, train, name)
+        if tr.dtype not in atoms:
+            atoms[tr.dtype] = torch.unique(tr, dim=0)
+        flags = _memorized(s, atoms[tr.dtype], threshold, tile_size, distinct=False)
+        return int(flags.sum()), int(flags.numel())
+
+    k, n = count(generated, "generated")
+    kq, nq = count(null, "null") if null is not None else (None, None)
+    ka, na = count(anchor, "anchor") if anchor is not None else (None, None)
     return calibrated_from_counts(k, n, null_count=kq, n_null=nq, anchor_count=ka, n_anchor=na, level=level)
 
 

@@ -68,45 +68,63 @@ class EmpiricalLaw(NoisedLaw):
         self.centre = x.mean(dim=0)
         self._centred = x - self.centre
         self._sq_norms = self._centred.pow(2).sum(dim=1)
+        ones = torch.ones_like(self._sq_norms)
+        self._keys = torch.cat([self._centred, self._sq_norms[:, None]], dim=1)                # (n, d + 1)
+        self._values_t = torch.stack([*self._centred.T, ones, self._sq_norms]).contiguous()    # (d + 2, n)
 
     # ------------------------------------------------------------------ streaming kernels
-    def _logits(self, xq: torch.Tensor, j0: int, j1: int, a: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
-        """l_i(x) for the training points j0:j1 and centred queries xq (the x-only term dropped)."""
-        return (xq @ self._centred[j0:j1].T) * (a / s2) - (a * a / (2 * s2)) * self._sq_norms[j0:j1]
+    def _queries(self, xq: torch.Tensor, a: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
+        """The augmented queries q = [xq alpha/sigma^2, -alpha^2/(2 sigma^2)] (B, d + 1), so that the logits
+        of the centred queries xq are one product, l_i(x) = <q, [x_i - c, |x_i - c|^2]> (the x-only term
+        dropped)."""
+        bias = (-(a * a) / (2 * s2)).expand(xq.shape[0], 1)
+        return torch.cat([xq * (a / s2), bias], dim=1)
+
+    def _logits(self, q: torch.Tensor, j0: int, j1: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """l_i(x) for the training points j0:j1 and augmented queries q (``_queries``), (B, j1 - j0); into the
+        buffer ``out`` where given (not differentiable), else a new tensor."""
+        keys = self._keys[j0:j1].T
+        if out is None:
+            return q @ keys
+        return torch.mm(q, keys, out=out.view(-1)[:q.shape[0] * (j1 - j0)].view(q.shape[0], j1 - j0))
 
     def _pass_mean(self, xq, a, s2, second: bool = False):
-        """(Out-of-place throughout so that autograd can differentiate log_prob.)
-        Online softmax over the data: returns logsumexp_i l_i (B,) and the centred posterior mean (B, d),
-        and with ``second`` also the posterior second moment E_w |x_i - c|^2 (B,) of the centred points."""
-        B = xq.shape[0]
+        """Online softmax over the data: returns logsumexp_i l_i (B,) and the centred posterior mean (B, d),
+        and with ``second`` also the posterior second moment E_w |x_i - c|^2 (B,) of the centred points.
+
+        Per tile of training points: one product for the logits (into a reused buffer unless autograd
+        needs the graph), the running maximum (a constant shift: logsumexp does not depend on it, so it is
+        taken without gradient), exp in place, and one product of the values [x_i - c, 1, |x_i - c|^2]
+        with the weights that accumulates the weighted sum, the normaliser and the second moment at once,
+        transposed ((d + 2, B): the faster layout for few columns)."""
+        B, d = xq.shape[0], self.dim
+        q = self._queries(xq, a, s2)
+        cols = d + 2 if second else d + 1
         step = max(1, self.tile_size // B)
+        buf = None if q.requires_grad else torch.empty(B * min(step, self.n), dtype=self.dtype, device=self.device)
         running_max = torch.full((B,), -math.inf, dtype=self.dtype, device=self.device)
-        total = torch.zeros(B, dtype=self.dtype, device=self.device)
-        weighted = torch.zeros(B, self.dim, dtype=self.dtype, device=self.device)
-        moment = torch.zeros(B, dtype=self.dtype, device=self.device) if second else None
+        acc = torch.zeros(cols, B, dtype=self.dtype, device=self.device)
         for j0 in range(0, self.n, step):
             j1 = min(self.n, j0 + step)
-            logits = self._logits(xq, j0, j1, a, s2)
-            new_max = torch.maximum(running_max, logits.amax(dim=1))
-            rescale = torch.exp(running_max - new_max)
-            probs = torch.exp(logits - new_max[:, None])
-            total = total * rescale + probs.sum(dim=1)
-            weighted = torch.addmm(weighted * rescale[:, None], probs, self._centred[j0:j1])
-            if second:
-                moment = moment * rescale + probs @ self._sq_norms[j0:j1]
+            logits = self._logits(q, j0, j1, buf)
+            new_max = torch.maximum(running_max, logits.detach().amax(dim=1))
+            probs = logits.sub_(new_max[:, None]).exp_()
+            acc = torch.addmm(acc * torch.exp(running_max - new_max), self._values_t[:cols, j0:j1], probs.T)
             running_max = new_max
-        lse, mean = running_max + torch.log(total), weighted / total[:, None]
-        return (lse, mean, moment / total) if second else (lse, mean)
+        total = acc[d]
+        lse, mean = running_max + torch.log(total), (acc[:d] / total).T
+        return (lse, mean, acc[d + 1] / total) if second else (lse, mean)
 
     def _pass_cov(self, xq, a, s2, lse, mean) -> torch.Tensor:
         """Second pass: Cov_w[X_0 | x] = sum_i w_i (x_i - m)(x_i - m)^T with exact weights exp(l_i - lse),
         accumulated around the posterior mean (no E[XX^T] - mm^T cancellation)."""
         B = xq.shape[0]
+        q = self._queries(xq, a, s2)
         step = max(1, self.tile_size // (B * self.dim))
         cov = torch.zeros(B, self.dim, self.dim, dtype=self.dtype, device=self.device)
         for j0 in range(0, self.n, step):
             j1 = min(self.n, j0 + step)
-            w = torch.exp(self._logits(xq, j0, j1, a, s2) - lse[:, None])          # (B, m)
+            w = torch.exp(self._logits(q, j0, j1) - lse[:, None])                  # (B, m)
             diff = self._centred[j0:j1][None, :, :] - mean[:, None, :]             # (B, m, d)
             cov = torch.baddbmm(cov, (diff * w[..., None]).transpose(1, 2), diff)
         return cov
@@ -202,7 +220,7 @@ class EmpiricalLaw(NoisedLaw):
         x, tc = self._inputs(x, t)
         out = torch.empty(x.shape[0], self.n, dtype=self.dtype, device=self.device)
         for sl, xq, a, s2 in self._chunks(x, tc, self._query_chunk()):
-            out[sl] = torch.softmax(self._logits(xq, 0, self.n, a, s2), dim=1)
+            out[sl] = torch.softmax(self._logits(self._queries(xq, a, s2), 0, self.n), dim=1)
         return self._checked(out, "posterior_weights", tc, x)
 
     def sample(self, m: int, t: TimeLike = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:

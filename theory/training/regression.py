@@ -51,6 +51,11 @@ from .schedule import learning_rate
 
 
 PARAMETERISATIONS = ("score", "denoiser")
+# Hidden activations (members x points x width) held at once by ``relative_error``: 2^26 float32 numbers is
+# 256 MiB per layer. A wide ensemble (63 members of width 4096) at 4096 points per chunk held 4 GiB per layer
+# and was killed for memory on a 24 GiB machine; the chunk shrinks instead (results are unchanged: each
+# point's error is computed alone).
+EVAL_ACTIVATIONS = 2 ** 26
 
 
 def normalised_output(out: torch.Tensor, x: torch.Tensor, t: torch.Tensor, parameterisation: str) -> torch.Tensor:
@@ -243,6 +248,7 @@ def relative_error(net: ReLUMLP, laws: NoisedLaw | Sequence[NoisedLaw], t: float
     t_in = torch.tensor(times, dtype=param.dtype, device=param.device)[:, None] if net.time_input else None
     tc = forward.coefficients(torch.tensor(times, dtype=torch.float64, device=param.device))
     sq_err = torch.empty(E, m, dtype=torch.float64)
+    chunk = max(1, min(chunk, EVAL_ACTIVATIONS // (E * getattr(net, "max_width", 1))))
     for c0 in range(0, m, chunk):
         c1 = min(m, c0 + chunk)
         raw = net(x[:, c0:c1], None if t_in is None else t_in.expand(E, c1 - c0))
