@@ -2,6 +2,11 @@
 modules in this process (wall-clock ratio), and the per-point overhead of the Dask path on a trivial point.
 
     OMP_NUM_THREADS=1 python benchmarks/executor_overhead.py [--modules a,b,...] [--points 200]
+        [--in-process-threads 1,2]
+
+The thread policy (issue 17, item 3) is read from the last lines: the modules in this process with each of
+``--in-process-threads`` torch threads, against the local cluster of ``--workers`` one-thread workers
+(points side by side).
 
 Everything is written to temporary folders (tables, figures, checkpoints); nothing of the repository
 changes. A fixed reference (a 1024 x 1024 float32 matmul loop on one thread) is timed before and after, so
@@ -55,6 +60,8 @@ def main() -> None:
     ap.add_argument("--modules", default=DEFAULT_MODULES)
     ap.add_argument("--points", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--in-process-threads", default="1",
+                    help="comma-separated torch thread counts for the in-process runs (first: the reference)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from verify import executor, get, runner
@@ -86,20 +93,29 @@ def main() -> None:
         print(f"load average {os.getloadavg()}; reference matmul {reference_s() * 1e3:.1f} ms")
         return
     per_in, per_dask = {}, {}
-    for name in names:
-        per_in[name] = timed(lambda: runner.run_module(get(name), "cpu", out=tmp / "in", quiet=True))
-        print(f"  {name}: in process {per_in[name]:.1f} s", flush=True)
+    thread_counts = [int(v) for v in args.in_process_threads.split(",") if v]
+    for k in thread_counts:
+        torch.set_num_threads(k)
+        per_in[k] = {}
+        for name in names:
+            per_in[k][name] = timed(lambda: runner.run_module(get(name), "cpu", out=tmp / f"in{k}", quiet=True))
+            print(f"  {name}: in process, {k} thread(s) {per_in[k][name]:.1f} s", flush=True)
+    torch.set_num_threads(1)
+    ref = per_in[thread_counts[0]]
     start = time.perf_counter()
     with executor.executor(workers=args.workers, quiet=True) as ex:
         t_start = time.perf_counter() - start
         for name in names:
             per_dask[name] = timed(lambda: runner.run_module(get(name), "cpu", out=tmp / "dask", quiet=True,
                                                              executor=ex))
-            print(f"  {name}: {args.workers} workers {per_dask[name]:.1f} s (ratio {per_in[name] / per_dask[name]:.2f})",
+            print(f"  {name}: {args.workers} workers {per_dask[name]:.1f} s (ratio {ref[name] / per_dask[name]:.2f})",
                   flush=True)
-    total_in, total_dask = sum(per_in.values()), sum(per_dask.values()) + t_start
-    print(f"cpu modules {', '.join(names)}: in process {total_in:.1f} s, {args.workers} workers {total_dask:.1f} s "
-          f"(cluster start {t_start:.1f} s included): speed-up {total_in / total_dask:.2f}x")
+    total_dask = sum(per_dask.values()) + t_start
+    for k in thread_counts:
+        total_in = sum(per_in[k].values())
+        print(f"cpu modules {', '.join(names)}: in process with {k} thread(s) {total_in:.1f} s, {args.workers} "
+              f"one-thread workers {total_dask:.1f} s (cluster start {t_start:.1f} s included): workers / in process "
+              f"{total_in / total_dask:.2f}x")
     print(f"load average {os.getloadavg()}; reference matmul {reference_s() * 1e3:.1f} ms")
 
 

@@ -89,6 +89,26 @@ def test_a_partial_grid_is_not_judged(smoke_all, tmp_path):
     assert report.completeness(name, "smoke", first.assign(config_hash="other")) == (total, total)
 
 
+def test_a_table_of_earlier_code_is_judged_with_a_note_naming_its_code(smoke_all, tmp_path):
+    """Rows carrying another code hash (a table kept across a change to theory/) keep their verdict, and the
+    row's confounds say which code made them; the current table has no such note."""
+    out, _ = smoke_all
+    name = "lossgap_rate"
+    table = pd.read_csv(runner.output_paths(name, "smoke", out).table)
+    assert report.earlier_code(name, table) == ""
+    path = runner.output_paths(name, "smoke", tmp_path).table
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.assign(code_hash="0123456789ab").to_csv(path, index=False)
+    current = report.evaluate("smoke", out=out).set_index("key")
+    rows = report.evaluate("smoke", out=tmp_path)
+    rows = rows[rows["module"] == name].set_index("key")
+    assert len(rows)
+    for key, r in rows.iterrows():
+        assert r["verdict"] == current.loc[key, "verdict"]
+        assert r["confounds"].startswith("made by earlier code (code 0123456789ab; the current code is ")
+        assert "made by earlier code" not in str(current.loc[key, "confounds"])
+
+
 def test_committed_report_is_current_relative_and_has_no_plus_minus():
     folder, text, csv = report.render_report()
     assert folder == runner.FIGURES

@@ -19,7 +19,7 @@ from .runner import COMMITTED_PRESETS, FIGURES, output_paths, smoke_dir
 from .stats import INTERVAL_KINDS
 from .verdicts import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Claim, Finding, sensitivity
 
-__all__ = ["evaluate", "render_report", "write_report", "timings", "completeness", "HOLDS", "FAILS", "INCONCLUSIVE", "NOT_RUN"]
+__all__ = ["evaluate", "render_report", "write_report", "timings", "completeness", "earlier_code", "HOLDS", "FAILS", "INCONCLUSIVE", "NOT_RUN"]
 
 COLUMNS = ["preset", "key", "module", "claim", "where", "paper_range", "range_tested", "statistic", "value", "lo",
            "hi", "interval", "verdict", "fragile", "sensitivity", "confounds", "measured", "rule", "constants",
@@ -80,6 +80,7 @@ def evaluate(preset: str, out=None, claims: list[Claim] | None = None) -> pd.Dat
                          "confounds": "a partial grid is not judged: rerun the module to finish it (finished "
                                       "points are kept)"})
             continue
+        provenance = earlier_code(c.module, table)
         try:
             f: Finding = c.evaluate(table)
             sens = sensitivity(c, table, f)
@@ -89,10 +90,27 @@ def evaluate(preset: str, out=None, claims: list[Claim] | None = None) -> pd.Dat
             continue
         rows.append({**row, "range_tested": f.range_tested, "statistic": f.statistic, "value": f.value, "lo": f.lo,
                      "hi": f.hi, "interval": f.interval, "verdict": str(f.verdict), "fragile": sens.fragile,
-                     "sensitivity": sens.describe(), "confounds": "; ".join(f.confounds), "measured": f.text,
+                     "sensitivity": sens.describe(), "confounds": "; ".join(([provenance] if provenance else [])
+                                                                            + list(f.confounds)), "measured": f.text,
                      "summary": f.summary})
     frame = pd.DataFrame(rows)
     return frame[[c for c in COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in COLUMNS]]
+
+
+def earlier_code(name: str, table: pd.DataFrame) -> str:
+    """A note when ``table``'s rows carry code hashes other than the current code's fingerprint (a table kept
+    from before a change to theory/ or to the module's row code), else "". The verdict is still given: the
+    note says which code made it, so a reader can rerun the module to judge the current code."""
+    from . import get, store
+
+    if "code_hash" not in table.columns:
+        return ""
+    code = store.code_fingerprint(get(name))
+    other = sorted(set(table["code_hash"].dropna().astype(str)) - {code.hash, code.previous})
+    if not other:
+        return ""
+    return (f"made by earlier code (code {', '.join(other)}; the current code is {code.hash}): rerun "
+            f"`python -m verify {name}` to judge the current code")
 
 
 def completeness(name: str, preset: str, table: pd.DataFrame) -> tuple[int, int]:
