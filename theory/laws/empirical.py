@@ -27,9 +27,11 @@ from .._validate import DEFAULT_DTYPE, TimeLike, as_tensor, check_device, check_
 from .forward import TimeCoefficients
 from .law import GaussianComponents, NoisedLaw
 
-# (query, training point) pairs per tile: 8 MiB of float64 logits. Tiles of 32 MiB and more cross glibc's
-# mmap threshold, so every tile is mmap'd and page-faulted afresh: on a 2-core machine 2^22 ran 3.6x slower
-# than 2^20 (3.4e7 vs 1.2e8 pairs/s, n = 2e4, d = 64, float64; benchmarks/empirical_score_throughput.py).
+# (query, training point) pairs per tile: 8 MiB of float64 logits, in one buffer reused by every tile of a
+# pass. Measured before the buffer (a new tensor per tile): tiles of 32 MiB and more crossed glibc's mmap
+# threshold and were page-faulted afresh, 2^22 running 3.6x slower than 2^20 (n = 2e4, d = 64, float64;
+# benchmarks/empirical_score_throughput.py). With the buffer, 2^17-2^20 time alike at d = 8 (0.18-0.21 s
+# for 2,000 x 20,000 pairs) and 2^21 is 2x slower (the tile leaves the cache).
 DEFAULT_TILE = 2 ** 20
 MAX_QUERY_CHUNK = 4096
 
